@@ -1,0 +1,8 @@
+"""Side concerns of a run, each a Lightning callback built from conf/callbacks/."""
+
+from lit_nlp.callbacks.confusion_matrix import ConfusionMatrixLogger
+from lit_nlp.callbacks.export import HFExport
+from lit_nlp.callbacks.seeding import EpochSeed
+from lit_nlp.callbacks.throughput import Throughput
+
+__all__ = ["ConfusionMatrixLogger", "EpochSeed", "HFExport", "Throughput"]

@@ -1,0 +1,45 @@
+"""Training speed and learning rate, logged without any host-device sync: batch sizes are
+read from tensor shapes, time from the host clock."""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+
+
+class Throughput(L.Callback):
+    """Logs `train/samples_per_sec` (over the last `log_every_n_steps` steps) and `lr`, and
+    keeps whole-fit totals (`train_samples`, `train_seconds`) for metrics.json."""
+
+    def __init__(self):
+        self.train_samples = 0
+        self.train_seconds = 0.0
+        self._window_samples = 0
+        self._window_start: float | None = None
+        self._epoch_start: float | None = None
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._epoch_start = self._window_start = time.perf_counter()
+        self._window_samples = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        n = batch["input_ids"].shape[0]
+        self.train_samples += n
+        self._window_samples += n
+        if (trainer.global_step % trainer.log_every_n_steps) == 0:
+            now = time.perf_counter()
+            elapsed = now - self._window_start
+            if elapsed > 0:
+                pl_module.log("train/samples_per_sec", self._window_samples / elapsed, on_step=True, on_epoch=False)
+            self._window_start, self._window_samples = now, 0
+        pl_module.log("lr", trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self._epoch_start is not None:
+            self.train_seconds += time.perf_counter() - self._epoch_start
+
+    def summary(self) -> dict:
+        rate = self.train_samples / self.train_seconds if self.train_seconds else 0.0
+        return {"train/samples": self.train_samples, "train/seconds": round(self.train_seconds, 3),
+                "train/samples_per_sec": round(rate, 2)}

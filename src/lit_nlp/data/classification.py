@@ -1,0 +1,434 @@
+"""Text classification data: read, clean, split, map labels, tokenize, cache, collate.
+
+`prepare_data` does the expensive work once and caches it on disk under a key made of the
+data files' contents, the column mapping, cleaning, split settings, tokenizer and max length,
+so a second run with the same settings only loads. `setup` loads the cache (every process).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pandas as pd
+import torch
+from filelock import FileLock
+from torch.utils.data import DataLoader
+
+from lit_nlp.data.cleaning import TextCleaner, drop_rows
+from lit_nlp.data.io import read_table, require_columns
+from lit_nlp.data.sampler import LengthGroupedSampler
+from lit_nlp.data.splits import stratified_fold, stratified_split
+from lit_nlp.data.tokenizers import lowercases
+from lit_nlp.errors import LitNlpError, raise_if_any
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+# Bump when the cached layout or preprocessing changes, so old caches are not reused.
+CACHE_VERSION = 1
+
+
+def demo_file() -> str:
+    """The labelled sentiment reviews shipped inside the package (the offline default data)."""
+    return str(resources.files("lit_nlp.data") / "demo" / "sentiment.csv")
+
+
+def _fingerprint(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tokenize(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int) -> dict:
+    """Truncate to max_length, no padding (the collator pads each batch to its own longest)."""
+    return tokenizer(texts, pairs, truncation=True, max_length=max_length)
+
+
+def pad_batch(features: list[dict], pad_token_id: int, pad_to_multiple_of: int | None = None) -> dict:
+    """Stack a list of tokenized rows into padded tensors (dynamic padding)."""
+    longest = max(len(f["input_ids"]) for f in features)
+    if pad_to_multiple_of:
+        longest = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
+    batch: dict[str, torch.Tensor] = {}
+    for key, pad in (("input_ids", pad_token_id), ("attention_mask", 0), ("token_type_ids", 0)):
+        if key in features[0]:
+            batch[key] = torch.tensor([f[key] + [pad] * (longest - len(f[key])) for f in features])
+    if "labels" in features[0]:
+        batch["labels"] = torch.tensor([f["labels"] for f in features])
+    return batch
+
+
+class ClassificationDataModule(L.LightningDataModule):
+    """Sentence (or sentence-pair) classification from local files or a hub dataset.
+
+    Files: `train_file` alone is split into train/validation/test by `val_ratio`/`test_ratio`
+    (seeded, stratified); with `validation_file`/`test_file` those are used as given and any
+    missing split is carved from train. `num_folds`/`fold` replace the validation split by
+    fold `fold` of a stratified k-fold over the training rows; the test split stays outside.
+    The tokenizer source is handed in by `train()` (`tokenizer` config group).
+    """
+
+    def __init__(
+        self,
+        train_file: str | None = None,
+        validation_file: str | None = None,
+        test_file: str | None = None,
+        format: str | None = None,
+        encoding: str = "utf-8",
+        quoting: str = "auto",
+        hub_dataset: str | None = None,
+        hub_subset: str | None = None,
+        hub_splits: dict | None = None,
+        text_column: str = "text",
+        text_pair_column: str | None = None,
+        label_column: str = "label",
+        label_names: list[str] | None = None,
+        cleaning: TextCleaner | dict | None = None,
+        val_ratio: float = 0.1,
+        test_ratio: float = 0.1,
+        num_folds: int | None = None,
+        fold: int = 0,
+        seed: int = 42,
+        max_length: int = 128,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        group_by_length: bool = True,
+        pad_to_multiple_of: int | None = None,
+        cache_dir: str = ".cache/lit_nlp",
+        tokenizer: Any = None,
+    ):
+        super().__init__()
+        if isinstance(cleaning, dict) or cleaning is None:
+            cleaning = TextCleaner(**(cleaning or {}))
+        self.cleaner = cleaning
+        self.files = {"train": train_file, "validation": validation_file, "test": test_file}
+        self.format, self.encoding, self.quoting = format, encoding, quoting
+        self.hub_dataset, self.hub_subset = hub_dataset, hub_subset
+        self.hub_splits = dict(hub_splits or {s: s for s in SPLITS})
+        self.text_column, self.text_pair_column, self.label_column = text_column, text_pair_column, label_column
+        self.label_names = list(label_names) if label_names else None
+        self.val_ratio, self.test_ratio = val_ratio, test_ratio
+        self.num_folds, self.fold, self.seed = num_folds, fold, seed
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.group_by_length = group_by_length
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.cache_dir = Path(cache_dir)
+        self.tokenizer_source = tokenizer
+        self._check_config()
+        # filled by setup()
+        self.tokenizer = None
+        self.datasets: dict = {}
+        self.meta: dict = {}
+
+    # ----------------------------------------------------------------- config and cache key
+    def _check_config(self) -> None:
+        problems = []
+        if not self.files["train"] and not self.hub_dataset:
+            problems.append("set data.train_file (or data.hub_dataset)")
+        if self.files["train"] and self.hub_dataset:
+            problems.append("set either data.train_file or data.hub_dataset, not both")
+        for name, ratio in (("val_ratio", self.val_ratio), ("test_ratio", self.test_ratio)):
+            if not 0 <= ratio < 1:
+                problems.append(f"data.{name} must be in [0, 1), got {ratio}")
+        if self.val_ratio + self.test_ratio >= 1:
+            problems.append("data.val_ratio + data.test_ratio must leave rows for training")
+        if self.num_folds is not None and (self.num_folds < 2 or not 0 <= self.fold < self.num_folds):
+            problems.append(f"data.fold must be in [0, num_folds) and num_folds >= 2, "
+                            f"got fold={self.fold} num_folds={self.num_folds}")
+        if self.max_length < 2:
+            problems.append(f"data.max_length must be at least 2, got {self.max_length}")
+        raise_if_any(problems)
+
+    def _cache_key(self) -> str:
+        files = {k: (str(Path(v).resolve()), _fingerprint(v)) if v and Path(v).is_file() else v
+                 for k, v in self.files.items()}
+        settings = {
+            "version": CACHE_VERSION, "files": files, "format": self.format, "encoding": self.encoding,
+            "quoting": self.quoting, "hub": [self.hub_dataset, self.hub_subset, self.hub_splits],
+            "columns": [self.text_column, self.text_pair_column, self.label_column],
+            "label_names": self.label_names, "cleaning": self.cleaner.to_config(),
+            "split": [self.val_ratio, self.test_ratio, self.num_folds, self.fold, self.seed],
+            "max_length": self.max_length, "tokenizer": self.tokenizer_source.cache_key(),
+        }
+        return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    @property
+    def cache_path(self) -> Path:
+        if not hasattr(self, "_cache_path"):
+            if self.tokenizer_source is None:
+                raise LitNlpError("the data module has no tokenizer source; pass tokenizer=...")
+            self._cache_path = self.cache_dir / "classification" / self._cache_key()
+        return self._cache_path
+
+    # ----------------------------------------------------------------- reading
+    def _read_sources(self) -> dict[str, pd.DataFrame]:
+        columns = {"text_column": self.text_column, "text_pair_column": self.text_pair_column,
+                   "label_column": self.label_column}
+        frames = {}
+        if self.hub_dataset:
+            import datasets
+
+            try:
+                hub = datasets.load_dataset(self.hub_dataset, self.hub_subset)
+            except Exception as err:  # network, unknown name: many exception types, one message
+                raise LitNlpError(f"cannot load hub dataset {self.hub_dataset}/{self.hub_subset}: "
+                                  f"{str(err).splitlines()[0]}; without hub access use local files "
+                                  "(data=csv data.train_file=...)") from None
+            for split, hub_split in self.hub_splits.items():
+                if hub_split:
+                    frame = hub[hub_split].to_pandas()
+                    require_columns(frame, columns, f"hub {self.hub_dataset} split {hub_split}")
+                    frames[split] = frame
+        else:
+            for split, path in self.files.items():
+                if path:
+                    frame = read_table(path, self.format, self.encoding, self.quoting)
+                    require_columns(frame, columns, str(path))
+                    frames[split] = frame
+        out = {}
+        for split, frame in frames.items():
+            cols = {"text": frame[self.text_column]}
+            if self.text_pair_column:
+                cols["text_pair"] = frame[self.text_pair_column]
+            cols["label"] = frame[self.label_column]
+            out[split] = pd.DataFrame({k: v.fillna("").astype(str) for k, v in cols.items()})
+        return out
+
+    def _source_name(self, split: str) -> str:
+        return str(self.files.get(split) or f"{self.hub_dataset} {split}")
+
+    # ----------------------------------------------------------------- cleaning and labels
+    def _clean(self, frames: dict[str, pd.DataFrame]) -> tuple[dict, dict]:
+        for split, frame in frames.items():
+            for col in ("text", "text_pair"):
+                if col in frame:
+                    frame[col] = frame[col].map(self.cleaner)
+            frame["label"] = frame["label"].str.strip()
+        before = {split: len(f) for split, f in frames.items()}
+        key_cols = ["text", "text_pair"] if "text_pair" in frames["train"] else ["text"]
+        frames, dropped = drop_rows(frames, key_cols, self.cleaner)
+        for split, frame in frames.items():
+            if frame.empty:
+                raise LitNlpError(
+                    f"{self._source_name(split)}: all {before[split]} rows have empty text in column "
+                    f"'{self.text_column}' after cleaning; check data.text_column"
+                )
+        for key, count in dropped.items():
+            log.info("cleaning dropped %d rows (%s)", count, key)
+        return frames, dropped
+
+    def _label_ids(self, frames: dict[str, pd.DataFrame]) -> list[str]:
+        train_labels = frames["train"]["label"]
+        names = self.label_names
+        if names is None:
+            values = sorted(set(train_labels))
+            # integer labels keep numeric order (2 before 10); others sort as text
+            if all(v.lstrip("-").isdigit() for v in values):
+                values = sorted(values, key=int)
+            names = values
+        problems = []
+        if len(set(train_labels)) < 2:
+            problems.append(f"{self._source_name('train')}: only one class ({train_labels.iloc[0]!r}) in "
+                            f"column '{self.label_column}'; classification needs at least two")
+        index = {name: i for i, name in enumerate(names)}
+        for split, frame in frames.items():
+            labels = frame["label"]
+            known = labels.isin(index)
+            if not known.all() and self.label_names and labels.str.isdigit().all():
+                # integer ids given with names in config (e.g. GLUE's 0/1 with label_names)
+                ids = labels.astype(int)
+                if ids.between(0, len(names) - 1).all():
+                    frame["label"] = ids
+                    continue
+            if not known.all():
+                unseen = sorted(set(labels[~known]))[:5]
+                where = "training labels" if self.label_names is None else "data.label_names"
+                problems.append(f"{self._source_name(split)}: labels {unseen} are not among the {where} {names}")
+                continue
+            frame["label"] = labels.map(index)
+        raise_if_any(problems)
+        for split, frame in frames.items():
+            missing = set(range(len(names))) - set(frame["label"])
+            if split == "train" and missing:
+                raise LitNlpError(f"{self._source_name('train')}: labels {[names[i] for i in sorted(missing)]} "
+                                  "from data.label_names never occur in training data")
+        return names
+
+    def _split(self, frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        train = frames["train"]
+        test_carved = "test" not in frames and self.test_ratio > 0
+        if test_carved:
+            rest, test = stratified_split(train["label"], [1 - self.test_ratio, self.test_ratio], self.seed)
+            frames["test"], train = train.iloc[test], train.iloc[rest]
+        if self.num_folds:
+            if "validation" in frames:  # folds are drawn from all labelled non-test rows
+                train = pd.concat([train, frames["validation"]], ignore_index=True)
+            rest, val = stratified_fold(train["label"], self.num_folds, self.fold, self.seed)
+            frames["validation"], train = train.iloc[val], train.iloc[rest]
+        elif "validation" not in frames:
+            # val_ratio is a share of all rows, so rescale it to the rows left after the test cut
+            share = self.val_ratio / (1 - self.test_ratio) if test_carved else self.val_ratio
+            rest, val = stratified_split(train["label"], [1 - share, share], self.seed + 1)
+            frames["validation"], train = train.iloc[val], train.iloc[rest]
+        frames["train"] = train
+        out = {s: frames[s].reset_index(drop=True) for s in SPLITS if s in frames}
+        for split, frame in out.items():
+            if frame.empty:
+                raise LitNlpError(f"the {split} split is empty after splitting {len(train)} rows; "
+                                  "use more data or change data.val_ratio / data.test_ratio")
+        return out
+
+    # ----------------------------------------------------------------- Lightning hooks
+    def prepare_data(self) -> None:
+        path = self.cache_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # the lock makes concurrent processes (DDP ranks, parallel sweep jobs) build a cache once
+        with FileLock(str(path) + ".lock"):
+            if (path / "meta.json").is_file():
+                log.info("data cache hit: %s", path)
+                return
+            self._build_cache(path)
+
+    def _build_cache(self, path: Path) -> None:
+        import datasets
+
+        log.info("preparing data into %s", path)
+        source = self.tokenizer_source
+        # a pretrained tokenizer exists before the data; a trained one is built from clean train text
+        tokenizer = None if source.trained_from_data else source.build()
+        if self.cleaner.lowercase == "auto":
+            self.cleaner.resolve_lowercase(source.lowercase if tokenizer is None else lowercases(tokenizer))
+        raw = self._read_sources()
+        if "train" not in raw:
+            raise LitNlpError("no training split: set data.train_file or data.hub_splits.train")
+        counts_read = {split: len(f) for split, f in raw.items()}
+        frames, dropped = self._clean(raw)
+        label_names = self._label_ids(frames)
+        frames = self._split(frames)
+        if tokenizer is None:
+            train_texts = frames["train"]["text"].tolist()
+            if "text_pair" in frames["train"]:
+                train_texts += frames["train"]["text_pair"].tolist()
+            tokenizer = source.build(train_texts)
+
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tokenizer.save_pretrained(tmp / "tokenizer")
+        # per-call progress bars of datasets (map, save) say nothing useful at this size
+        bars = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()
+        for split, frame in frames.items():
+            ds = datasets.Dataset.from_pandas(frame, preserve_index=False)
+            ds = ds.map(self._encode, batched=True, remove_columns=ds.column_names, fn_kwargs={"tokenizer": tokenizer})
+            ds.save_to_disk(str(tmp / split))
+            frame.to_json(tmp / f"{split}.jsonl", orient="records", lines=True, force_ascii=False)
+        if bars:
+            datasets.enable_progress_bars()
+        meta = {
+            "label_names": label_names,
+            "rows_read": counts_read,
+            "rows": {split: len(f) for split, f in frames.items()},
+            "dropped": dropped,
+            "label_counts": {split: f["label"].value_counts().sort_index().tolist() for split, f in frames.items()},
+            "cleaning": self.cleaner.to_config(),
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)  # atomic: a half-written cache is never taken for a finished one
+
+    def _encode(self, rows: dict, tokenizer) -> dict:
+        encoded = tokenize(tokenizer, rows["text"], rows.get("text_pair"), self.max_length)
+        # lengths drive the length-grouped sampler
+        return {**encoded, "labels": rows["label"], "length": [len(ids) for ids in encoded["input_ids"]]}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        import datasets
+        from transformers import AutoTokenizer
+
+        path = self.cache_path
+        if not (path / "meta.json").is_file():
+            self.prepare_data()
+        self.meta = json.loads((path / "meta.json").read_text())
+        # the cleaning actually applied (lowercase resolved) is what predict must apply again
+        self.cleaner = TextCleaner(**self.meta["cleaning"])
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"))
+        self.datasets = {split: datasets.load_from_disk(str(path / split))
+                         for split in SPLITS if (path / split).is_dir()}
+        log.info("data: %s rows (train/validation/test), labels %s, dropped by cleaning: %s",
+                 "/".join(str(self.meta["rows"].get(s, 0)) for s in SPLITS), self.label_names_resolved,
+                 self.meta["dropped"] or "none")
+
+    # ----------------------------------------------------------------- facts for the model
+    @property
+    def label_names_resolved(self) -> list[str]:
+        return self.meta["label_names"]
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.meta["label_names"]))
+
+    def report(self) -> dict:
+        """Row counts and drops, flat, for metrics.json."""
+        out = {f"data/rows_read/{k}": v for k, v in self.meta["rows_read"].items()}
+        out.update({f"data/rows/{k}": v for k, v in self.meta["rows"].items()})
+        out.update({f"data/dropped/{k}": v for k, v in self.meta["dropped"].items()})
+        return out
+
+    # ----------------------------------------------------------------- loaders
+    def _collate(self, features: list[dict]) -> dict:
+        return pad_batch(features, self.tokenizer.pad_token_id, self.pad_to_multiple_of)
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        if split not in self.datasets:
+            raise LitNlpError(f"no {split} split in the prepared data")
+        ds = self.datasets[split].remove_columns(["length"])
+        common = dict(collate_fn=self._collate, num_workers=self.num_workers, pin_memory=self.pin_memory,
+                      persistent_workers=self.num_workers > 0)
+        if train:
+            lengths = self.datasets[split]["length"]
+            sampler = LengthGroupedSampler(lengths, self.batch_size, seed=self.seed,
+                                           group_by_length=self.group_by_length)
+            return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, **common)
+        return DataLoader(ds, batch_size=self.eval_batch_size, shuffle=False, **common)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validation", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)
+
+    # ----------------------------------------------------------------- what travels with the model
+    def text_settings(self) -> dict:
+        """What predict needs to turn raw text into model input exactly as in training."""
+        return {
+            "task": "classification",
+            "cleaning": self.cleaner.to_config(),
+            "max_length": self.max_length,
+            "text_column": self.text_column,
+            "text_pair_column": self.text_pair_column,
+            "label_names": self.meta["label_names"],
+        }
+
+    def state_dict(self) -> dict:
+        # saved in every checkpoint, so a lone .ckpt can predict: text settings + tokenizer files
+        files = {p.name: p.read_text() for p in (self.cache_path / "tokenizer").iterdir() if p.is_file()}
+        return {"text_settings": self.text_settings(), "tokenizer_files": files}

@@ -1,0 +1,175 @@
+"""Text cleaning: an ordered list of named steps, configured once and saved with the model
+so that predict applies exactly what training applied.
+
+Off by default, on purpose: stop-word removal, stemming, lemmatisation and spelling correction.
+BERT-style models were pretrained on raw running text; removing "not" or "no" flips sentiment,
+and stemming produces word pieces the tokenizer never saw in pretraining. They are not offered.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from typing import Callable, Sequence
+
+from lit_nlp.errors import LitNlpError
+
+_TAG = re.compile(r"<[^>]{1,200}>")
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
+_MENTION = re.compile(r"(?<![\w@])@\w{1,30}")
+_SPACE = re.compile(r"\s+")
+
+# Contractions are expanded only where the expansion is unambiguous ("'s" could be "is" or a
+# possessive, "'d" could be "had" or "would"), so those are left alone.
+_CONTRACTIONS = {
+    "won't": "will not", "can't": "cannot", "shan't": "shall not", "ain't": "am not",
+    "n't": " not", "'re": " are", "'ve": " have", "'ll": " will", "'m": " am",
+}
+_CONTRACTION = re.compile(
+    r"\b(won't|can't|shan't|ain't)|(?<=\w)(n't|'re|'ve|'ll|'m)\b", re.IGNORECASE
+)
+
+
+def _expand(match: re.Match) -> str:
+    found = match.group(0)
+    expansion = _CONTRACTIONS[found.lower()]
+    return expansion.capitalize() if found[0].isupper() and found[0].isalpha() else expansion
+
+
+def _normalize_unicode(text: str, form: str = "NFKC") -> str:
+    # NFKC folds full-width letters, ligatures and non-breaking spaces into plain forms.
+    return unicodedata.normalize(form, text)
+
+
+def _strip_html(text: str) -> str:
+    return html.unescape(_TAG.sub(" ", text))
+
+
+def _replace(pattern: re.Pattern, token: str) -> Callable[[str], str]:
+    return lambda text: pattern.sub(token, text)
+
+
+def _whitespace(text: str) -> str:
+    return _SPACE.sub(" ", text).strip()
+
+
+def _contractions(text: str) -> str:
+    text = text.replace("\u2019", "'")
+    return _CONTRACTION.sub(_expand, text)
+
+
+# name -> factory(options) -> step; the config names steps by these keys.
+STEPS: dict[str, Callable[..., Callable[[str], str]]] = {
+    "unicode": lambda form="NFKC": lambda t: _normalize_unicode(t, form),
+    "html": lambda: _strip_html,
+    "urls": lambda token="<url>": _replace(_URL, token),
+    "emails": lambda token="<email>": _replace(_EMAIL, token),
+    "mentions": lambda token="@user": _replace(_MENTION, token),
+    "contractions": lambda: _contractions,
+    "lowercase": lambda: str.lower,
+    "whitespace": lambda: _whitespace,
+}
+
+
+class TextCleaner:
+    """Applies the configured steps in order.
+
+    `steps` is a list of step names, or `{name: {option: value}}` items for options
+    (e.g. `{urls: {token: "[link]"}}`). `lowercase` is `auto` (lowercase when the tokenizer
+    is uncased: decided by the data module once the tokenizer exists), `true` or `false`;
+    it is applied after the listed steps unless `lowercase` is itself listed.
+    The `drop_*` flags act on rows (see `drop_rows`).
+    """
+
+    def __init__(
+        self,
+        steps: Sequence = (),
+        lowercase: bool | str = "auto",
+        drop_empty: bool = True,
+        drop_duplicates: bool = True,
+        drop_leakage: bool = True,
+    ):
+        self.drop_empty = drop_empty
+        self.drop_duplicates = drop_duplicates
+        self.drop_leakage = drop_leakage
+        self.steps = [self._normalize_item(item) for item in steps]
+        problems = [f"unknown cleaning step '{name}'" for name, _ in self.steps if name not in STEPS]
+        if lowercase not in (True, False, "auto"):
+            problems.append(f"cleaning.lowercase must be auto, true or false, got {lowercase!r}")
+        if problems:
+            raise LitNlpError(
+                "; ".join(problems) + f" (known steps: {', '.join(STEPS)}); fix data.cleaning.steps"
+            )
+        self.lowercase = lowercase
+        self._build()
+
+    @staticmethod
+    def _normalize_item(item) -> tuple[str, dict]:
+        if isinstance(item, str):
+            return item, {}
+        if hasattr(item, "items") and len(item) == 1:
+            (name, options), = item.items()
+            return str(name), dict(options or {})
+        raise LitNlpError(f"cleaning step {item!r} must be a name or a one-key mapping name: {{options}}")
+
+    def _build(self) -> None:
+        names = [name for name, _ in self.steps]
+        self._fns = [STEPS[name](**options) for name, options in self.steps]
+        if self.lowercase is True and "lowercase" not in names:
+            self._fns.append(str.lower)
+
+    def resolve_lowercase(self, tokenizer_lowercases: bool) -> None:
+        """Settle `lowercase: auto` from the tokenizer (an uncased vocabulary gains nothing from
+        case, and lowercasing first makes duplicate detection see "Great" and "great" as one)."""
+        if self.lowercase == "auto":
+            self.lowercase = bool(tokenizer_lowercases)
+            self._build()
+
+    def __call__(self, text: str) -> str:
+        for fn in self._fns:
+            text = fn(text)
+        return text
+
+    def to_config(self) -> dict:
+        """The exact settings, for the run dir, the checkpoint and the export."""
+        return {
+            "steps": [{name: options} if options else name for name, options in self.steps],
+            "lowercase": self.lowercase,
+            "drop_empty": self.drop_empty,
+            "drop_duplicates": self.drop_duplicates,
+            "drop_leakage": self.drop_leakage,
+        }
+
+
+def drop_rows(splits: dict, key_columns: list[str], cleaner: TextCleaner) -> tuple[dict, dict]:
+    """Drop empty rows, exact duplicates within a split, and rows of a later split whose text
+    already occurs in an earlier one (so validation/test never score text seen in training).
+
+    `splits` maps split name -> DataFrame of cleaned text, in priority order (train first).
+    Returns the filtered frames and `{"<split>/<reason>": count}` for every row dropped.
+    """
+    dropped: dict[str, int] = {}
+    seen: set = set()
+    out = {}
+    for name, frame in splits.items():
+        keys = frame[key_columns].astype(str).agg("\x1f".join, axis=1) if len(frame) else frame.index
+        keep = [True] * len(frame)
+        if cleaner.drop_empty:
+            empty = (frame[key_columns[0]].str.len() == 0).tolist()
+            keep = [k and not e for k, e in zip(keep, empty)]
+            dropped[f"{name}/empty"] = sum(empty)
+        if cleaner.drop_duplicates:
+            dup = frame.duplicated().tolist()
+            new = [k and not d for k, d in zip(keep, dup)]
+            dropped[f"{name}/duplicate"] = sum(keep) - sum(new)
+            keep = new
+        if cleaner.drop_leakage and seen:
+            leak = [k in seen for k in keys]
+            new = [k and not l for k, l in zip(keep, leak)]
+            dropped[f"{name}/leakage"] = sum(keep) - sum(new)
+            keep = new
+        out[name] = frame[keep].reset_index(drop=True)
+        seen.update(k for k, kept in zip(keys, keep) if kept)
+    return out, {k: v for k, v in dropped.items() if v}

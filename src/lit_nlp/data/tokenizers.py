@@ -1,0 +1,91 @@
+"""Where the tokenizer comes from: a pretrained one (hub name or local folder), or one trained
+from the training split for random-init models (the `tokenizers` library, WordPiece).
+
+The data module calls `build(texts)` once in `prepare_data` and saves the result with the
+cached data; both classes are picked by the `tokenizer` config group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from lit_nlp.errors import LitNlpError
+
+
+def lowercases(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """True when the tokenizer maps cased and uncased text to the same ids (an uncased vocab)."""
+    probe = "Fine Film OK"
+    return tokenizer(probe)["input_ids"] == tokenizer(probe.lower())["input_ids"]
+
+
+class PretrainedTokenizer:
+    """The tokenizer saved with a pretrained model (`name_or_path`: hub name or local folder)."""
+
+    trained_from_data = False
+
+    def __init__(self, name_or_path: str, trust_remote_code: bool = False):
+        self.name_or_path = str(name_or_path)
+        self.trust_remote_code = trust_remote_code
+
+    def build(self, texts: Iterable[str] | None = None) -> PreTrainedTokenizerBase:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(
+                self.name_or_path, use_fast=True, trust_remote_code=self.trust_remote_code
+            )
+        except OSError as err:
+            raise LitNlpError(
+                f"cannot load tokenizer '{self.name_or_path}' ({str(err).splitlines()[0]}); "
+                "without hub access use a local folder or model=minilm / model=bert_tiny"
+            ) from None
+        if not tokenizer.is_fast:
+            raise LitNlpError(f"tokenizer '{self.name_or_path}' has no fast version; lit_nlp needs one")
+        return tokenizer
+
+    def cache_key(self) -> dict:
+        return {"kind": "pretrained", "name_or_path": self.name_or_path}
+
+
+class WordPieceTokenizer:
+    """A BERT-style WordPiece tokenizer trained from the training texts, for random-init models
+    that have no pretrained vocabulary. Deterministic for the same texts."""
+
+    trained_from_data = True
+    SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+    def __init__(self, vocab_size: int = 2000, lowercase: bool = True, min_frequency: int = 1,
+                 model_max_length: int = 512):
+        self.vocab_size = vocab_size
+        self.lowercase = lowercase
+        self.min_frequency = min_frequency
+        self.model_max_length = model_max_length
+
+    def build(self, texts: Iterable[str] | None = None) -> PreTrainedTokenizerFast:
+        from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+        if texts is None:
+            raise LitNlpError("a trained tokenizer needs training texts; none were given")
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok.normalizer = normalizers.BertNormalizer(lowercase=self.lowercase)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece()
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=self.vocab_size, min_frequency=self.min_frequency,
+            special_tokens=self.SPECIAL, show_progress=False,
+        )
+        tok.train_from_iterator(texts, trainer)
+        cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]",
+            pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+        )
+        return PreTrainedTokenizerFast(
+            tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+            sep_token="[SEP]", mask_token="[MASK]", model_max_length=self.model_max_length,
+            model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+        )
+
+    def cache_key(self) -> dict:
+        return {"kind": "wordpiece", **vars(self)}

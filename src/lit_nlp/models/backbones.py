@@ -1,0 +1,97 @@
+"""Building Hugging Face models (pretrained or random-init from a config) and freezing parts
+of them for the fine-tuning strategies. Plain functions, shared by both task modules."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+from transformers import AutoConfig, PretrainedConfig
+
+from lit_nlp.errors import LitNlpError
+
+log = logging.getLogger(__name__)
+
+FINETUNE_STRATEGIES = ("full", "freeze_embeddings", "freeze_lower", "head_only")
+
+
+def build_hf_model(auto_class, pretrained: str | None = None, config: dict | None = None,
+                   trust_remote_code: bool = False, **config_kwargs) -> nn.Module:
+    """`auto_class` (e.g. AutoModelForSequenceClassification) from `pretrained` (hub name or
+    local folder), or random-init from `config` (a dict with `model_type` plus sizes).
+    `config_kwargs` (num_labels, id2label, vocab_size, ...) go into the model config."""
+    if pretrained and config:
+        raise LitNlpError("set model.backbone.pretrained or model.backbone.config, not both")
+    if pretrained:
+        try:
+            return auto_class.from_pretrained(
+                pretrained, trust_remote_code=trust_remote_code, **config_kwargs
+            )
+        except OSError as err:
+            raise LitNlpError(
+                f"cannot load model '{pretrained}' ({str(err).splitlines()[0]}); without hub access "
+                "use model=minilm (offline, pretrained) or model=bert_tiny (random init)"
+            ) from None
+    if not config or "model_type" not in config:
+        raise LitNlpError("model.backbone needs `pretrained` (name or folder) or `config` with a model_type")
+    config = dict(config)
+    hf_config = AutoConfig.for_model(config.pop("model_type"), **config, **config_kwargs)
+    return auto_class.from_config(hf_config, trust_remote_code=trust_remote_code)
+
+
+def model_from_config_dict(auto_class, config_dict: dict) -> nn.Module:
+    """Rebuild an architecture from a saved `config.to_dict()` (weights are loaded after)."""
+    config_dict = dict(config_dict)
+    hf_config = AutoConfig.for_model(config_dict.pop("model_type"), **config_dict)
+    return auto_class.from_config(hf_config)
+
+
+def _layer_stack(encoder: nn.Module, config: PretrainedConfig) -> nn.ModuleList:
+    """The list of transformer blocks: BERT's encoder.layer, DistilBERT's transformer.layer,
+    T5's encoder.block, RoBERTa's, ... found by size instead of by name."""
+    n_layers = getattr(config, "num_hidden_layers", None) or getattr(config, "num_layers", None)
+    for module in encoder.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == n_layers:
+            return module
+    raise LitNlpError(f"cannot find the {n_layers} transformer layers of {type(encoder).__name__} to freeze")
+
+
+def _embeddings(encoder: nn.Module) -> list[nn.Module]:
+    embeddings = getattr(encoder, "embeddings", None)
+    if embeddings is not None:
+        return [embeddings]
+    return [encoder.get_input_embeddings()]
+
+
+def apply_finetune_strategy(model: nn.Module, strategy: str, num_frozen_layers: int = 0,
+                            encoder: nn.Module | None = None) -> None:
+    """Freeze parts of `model` (requires_grad=False) for the chosen strategy:
+    full (nothing), freeze_embeddings, freeze_lower (embeddings + the lowest
+    `num_frozen_layers` layers), head_only (the whole encoder: feature extraction)."""
+    if strategy not in FINETUNE_STRATEGIES:
+        raise LitNlpError(f"model.finetune={strategy!r} is not one of {', '.join(FINETUNE_STRATEGIES)}")
+    encoder = encoder or model.base_model
+    frozen: list[nn.Module] = []
+    if strategy == "head_only":
+        frozen = [encoder]
+    elif strategy in ("freeze_embeddings", "freeze_lower"):
+        frozen = _embeddings(encoder)
+        if strategy == "freeze_lower":
+            layers = _layer_stack(encoder, model.config)
+            if not 0 < num_frozen_layers <= len(layers):
+                raise LitNlpError(f"model.num_frozen_layers must be in 1..{len(layers)} for freeze_lower, "
+                                  f"got {num_frozen_layers}")
+            frozen += list(layers[:num_frozen_layers])
+    for module in frozen:
+        for param in module.parameters():
+            param.requires_grad_(False)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    log.info("fine-tuning strategy %s: %s of %s parameters trainable", strategy, f"{trainable:,}", f"{total:,}")
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    return {"model/params_total": sum(p.numel() for p in model.parameters()),
+            "model/params_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+

@@ -1,0 +1,161 @@
+"""Sequence classification: any AutoModelForSequenceClassification (BERT, DistilBERT,
+RoBERTa, ...) with torchmetrics, AdamW and a warm-up schedule."""
+
+from __future__ import annotations
+
+import inspect
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+from transformers import AutoModelForSequenceClassification
+
+from lit_nlp.models.backbones import apply_finetune_strategy, build_hf_model, model_from_config_dict
+from lit_nlp.models.optim import param_groups, warmup_schedule
+
+
+def _plain(value):
+    """DictConfig -> dict, so hparams (saved in every checkpoint) stay loadable with
+    torch.load(weights_only=True)."""
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+
+
+class ClassificationModule(L.LightningModule):
+    """Wraps a Hugging Face sequence classifier.
+
+    backbone: `{pretrained: <hub name | folder>}` or `{config: {model_type: bert, hidden_size: 64, ...}}`
+    optimizer: a config with `_target_` (e.g. torch.optim.AdamW), completed with parameter
+        groups in `configure_optimizers`; `weight_decay` applies to weights only.
+    scheduler: kwargs of `lit_nlp.models.optim.warmup_schedule` (name, warmup_ratio, ...).
+    finetune / num_frozen_layers: see `apply_finetune_strategy`.
+    label_names, vocab_size, pad_token_id: run-time facts from the data module.
+    hf_config: a saved model config; when given, the architecture is rebuilt from it and the
+        weights come from the checkpoint (how predict loads a `.ckpt` without the hub).
+    """
+
+    def __init__(
+        self,
+        backbone: dict,
+        optimizer: dict,
+        scheduler: dict,
+        label_names: list[str],
+        finetune: str = "full",
+        num_frozen_layers: int = 0,
+        vocab_size: int | None = None,
+        pad_token_id: int | None = None,
+        trust_remote_code: bool = False,
+        hf_config: dict | None = None,
+    ):
+        super().__init__()
+        backbone, optimizer, scheduler = _plain(backbone), _plain(optimizer), _plain(scheduler)
+        label_names = list(_plain(label_names))
+        if hf_config is None:
+            facts = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
+                     "label2id": {n: i for i, n in enumerate(label_names)}}
+            if backbone.get("config"):
+                # a random-init model takes its vocabulary from the tokenizer trained on the data
+                facts.update(vocab_size=vocab_size, pad_token_id=pad_token_id)
+            self.model = build_hf_model(AutoModelForSequenceClassification, backbone.get("pretrained"),
+                                        backbone.get("config"), trust_remote_code, **facts)
+            hf_config = self.model.config.to_dict()
+        else:
+            self.model = model_from_config_dict(AutoModelForSequenceClassification, hf_config)
+        apply_finetune_strategy(self.model, finetune, num_frozen_layers)
+        # from_pretrained returns a model in eval mode, and Lightning keeps submodules' modes:
+        # without this, dropout would be off for the whole fine-tuning run
+        self.model.train()
+        self.save_hyperparameters({
+            "backbone": backbone, "optimizer": optimizer, "scheduler": scheduler,
+            "label_names": label_names, "finetune": finetune, "num_frozen_layers": num_frozen_layers,
+            "vocab_size": vocab_size, "pad_token_id": pad_token_id,
+            "trust_remote_code": trust_remote_code, "hf_config": _json_safe(hf_config),
+        })
+        # DistilBERT takes no token_type_ids; drop batch keys the model's forward does not take
+        self._forward_keys = set(inspect.signature(self.model.forward).parameters)
+        n = len(label_names)
+        metrics = MetricCollection({
+            "acc": MulticlassAccuracy(n, average="micro"),
+            "f1_macro": MulticlassF1Score(n, average="macro"),
+            "precision_macro": MulticlassPrecision(n, average="macro"),
+            "recall_macro": MulticlassRecall(n, average="macro"),
+        })
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.val_f1_per_class = MulticlassF1Score(n, average="none")
+        self.test_f1_per_class = MulticlassF1Score(n, average="none")
+        self.val_confmat = MulticlassConfusionMatrix(n)
+        self.test_confmat = MulticlassConfusionMatrix(n)
+        # last computed confusion matrices (CPU), read by the ConfusionMatrixLogger callback
+        self.confusion_matrix: dict[str, torch.Tensor] = {}
+
+    @property
+    def label_names(self) -> list[str]:
+        return self.hparams.label_names
+
+    def _run(self, batch: dict):
+        return self.model(**{k: v for k, v in batch.items() if k in self._forward_keys})
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self._run(batch).logits
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        out = self._run(batch)
+        self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True,
+                 batch_size=batch["labels"].shape[0])
+        return out.loss
+
+    def _eval_step(self, batch: dict, stage: str) -> None:
+        out = self._run(batch)
+        preds, labels = out.logits.argmax(-1), batch["labels"]
+        getattr(self, f"{stage}_metrics").update(preds, labels)
+        getattr(self, f"{stage}_f1_per_class").update(preds, labels)
+        getattr(self, f"{stage}_confmat").update(preds, labels)
+        self.log(f"{stage}/loss", out.loss, on_epoch=True, batch_size=labels.shape[0])
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        collection = getattr(self, f"{stage}_metrics")
+        self.log_dict(collection.compute(), prog_bar=(stage == "val"))
+        collection.reset()
+        per_class = getattr(self, f"{stage}_f1_per_class")
+        for name, value in zip(self.label_names, per_class.compute()):
+            self.log(f"{stage}/f1/{name}", value)
+        per_class.reset()
+        confmat = getattr(self, f"{stage}_confmat")
+        self.confusion_matrix[stage] = confmat.compute().cpu()
+        confmat.reset()
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self(batch).float().softmax(-1)
+
+    def configure_optimizers(self):
+        opt_cfg = dict(self.hparams.optimizer)
+        weight_decay = opt_cfg.pop("weight_decay", 0.0)
+        optimizer = instantiate(opt_cfg, _partial_=True)(param_groups(self.model, weight_decay))
+        scheduler = warmup_schedule(optimizer, self.trainer.estimated_stepping_batches, **self.hparams.scheduler)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _json_safe(config: dict) -> dict:
+    """HF config dicts may hold torch dtypes; keep checkpoints to plain types."""
+    return {k: (str(v) if isinstance(v, torch.dtype) else v) for k, v in config.items()}

@@ -1,0 +1,44 @@
+"""Optimizer parameter groups and learning-rate schedules, shared by both task modules."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+
+from lit_nlp.errors import LitNlpError
+
+SCHEDULES = ("linear", "cosine", "constant")
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: weights with decay; biases and normalisation weights (LayerNorm, T5's RMS
+    norm: all 1-D tensors) without, since decaying them only pulls them off their scale."""
+    decay, no_decay = [], []
+    for _, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim < 2 else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def warmup_schedule(optimizer: torch.optim.Optimizer, num_training_steps: int, name: str = "linear",
+                    warmup_ratio: float = 0.0, warmup_steps: int | None = None) -> LambdaLR:
+    """Linear warm-up over `warmup_steps` (or `warmup_ratio` of all steps), then linear decay
+    to 0, half-cosine decay to 0, or constant."""
+    if name not in SCHEDULES:
+        raise LitNlpError(f"model.scheduler.name={name!r} is not one of {', '.join(SCHEDULES)}")
+    warmup = warmup_steps if warmup_steps is not None else int(warmup_ratio * num_training_steps)
+    total = max(num_training_steps, 1)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        if name == "constant":
+            return 1.0
+        progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+        return 1.0 - progress if name == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return LambdaLR(optimizer, factor)

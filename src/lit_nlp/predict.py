@@ -1,0 +1,208 @@
+"""Prediction from a run dir, a `.ckpt` or an `export/` folder: the saved cleaning and
+tokenizer prepare raw text exactly as in training; batched; CPU or GPU."""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from lit_nlp.callbacks.export import SETTINGS_FILE
+from lit_nlp.data.classification import pad_batch, tokenize
+from lit_nlp.data.cleaning import TextCleaner
+from lit_nlp.data.io import read_table, require_columns
+from lit_nlp.errors import LitNlpError
+
+
+class Predictor:
+    """A model, its tokenizer and its text settings (cleaning, max length, labels)."""
+
+    def __init__(self, model, tokenizer, settings: dict, device: str = "auto"):
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.cleaner = TextCleaner(**settings["cleaning"])
+        self.label_names = settings["label_names"]
+        # DistilBERT takes no token_type_ids
+        self._forward_keys = set(inspect.signature(self.model.forward).parameters)
+
+    @torch.inference_mode()
+    def predict(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 32) -> list[dict]:
+        """One dict per text: the cleaned-input's predicted `label`, its `score` and every class's
+        probability. Texts are processed in length order (less padding) and returned in input order."""
+        cleaned = [self.cleaner(t) for t in texts]
+        cleaned_pairs = [self.cleaner(p) for p in pairs] if pairs is not None else None
+        order = sorted(range(len(texts)), key=lambda i: len(cleaned[i]))
+        probs = [None] * len(texts)
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            enc = tokenize(self.tokenizer, [cleaned[i] for i in idx],
+                           [cleaned_pairs[i] for i in idx] if cleaned_pairs else None, self.settings["max_length"])
+            rows = [{k: enc[k][j] for k in enc} for j in range(len(idx))]
+            batch = pad_batch(rows, self.tokenizer.pad_token_id)
+            batch = {k: v.to(self.device) for k, v in batch.items() if k in self._forward_keys}
+            out = self.model(**batch).logits.float().softmax(-1).cpu()
+            for j, i in enumerate(idx):
+                probs[i] = out[j]
+        results = []
+        for i, p in enumerate(probs):
+            best = int(p.argmax())
+            results.append({"text": texts[i], **({"text_pair": pairs[i]} if pairs is not None else {}),
+                            "label": self.label_names[best], "score": float(p[best]),
+                            "probabilities": {n: float(v) for n, v in zip(self.label_names, p)}})
+        return results
+
+
+def _from_export(path: Path, device: str) -> Predictor:
+    settings = json.loads((path / SETTINGS_FILE).read_text())
+    model = AutoModelForSequenceClassification.from_pretrained(path)
+    return Predictor(model, AutoTokenizer.from_pretrained(path), settings, device)
+
+
+def _from_checkpoint(path: Path, device: str) -> Predictor:
+    from lit_nlp.models.classification import ClassificationModule
+
+    try:
+        # weights_only: a checkpoint cannot run code while loading
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated file, not a checkpoint, unsafe content
+        raise LitNlpError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from None
+    state = next((v for v in ckpt.values() if isinstance(v, dict) and "tokenizer_files" in v), None)
+    if state is None or "hyper_parameters" not in ckpt:
+        raise LitNlpError(f"{path} is not a lit_nlp checkpoint (no data module state)")
+    module = ClassificationModule(**ckpt["hyper_parameters"])
+    module.load_state_dict(ckpt["state_dict"])
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in state["tokenizer_files"].items():
+            (Path(tmp) / name).write_text(text)
+        tokenizer = AutoTokenizer.from_pretrained(tmp)
+    return Predictor(module.model, tokenizer, state["text_settings"], device)
+
+
+def find_checkpoint(run_dir: Path) -> Path | None:
+    """The best checkpoint of a run dir, else last.ckpt."""
+    ckpts = run_dir / "checkpoints"
+    best = sorted(ckpts.glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if best:
+        return best[-1]
+    return ckpts / "last.ckpt" if (ckpts / "last.ckpt").is_file() else None
+
+
+def load_predictor(model_path: str | Path, device: str = "auto") -> Predictor:
+    """`model_path`: an export folder, a run dir (its export, else its best checkpoint) or a .ckpt."""
+    path = Path(model_path).expanduser()
+    if not path.exists():
+        raise LitNlpError(f"model_path not found: {path}")
+    if path.is_file():
+        if path.suffix != ".ckpt":
+            raise LitNlpError(f"model_path {path} is a file but not a .ckpt; pass a run dir, export dir or .ckpt")
+        return _from_checkpoint(path, device)
+    if (path / SETTINGS_FILE).is_file():
+        return _from_export(path, device)
+    if (path / "export" / SETTINGS_FILE).is_file():
+        return _from_export(path / "export", device)
+    ckpt = find_checkpoint(path)
+    if ckpt is not None:
+        return _from_checkpoint(ckpt, device)
+    raise LitNlpError(f"{path} holds no export/ ({SETTINGS_FILE}) and no checkpoints/*.ckpt; "
+                      "pass a run dir written by train.py, its export/ or a .ckpt")
+
+
+def write_predictions(results: list[dict], output: str | Path) -> Path:
+    """csv (one prob_<label> column per class) or jsonl (a `probabilities` object)."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix == ".jsonl":
+        with open(output, "w", encoding="utf-8") as fh:
+            for row in results:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    elif output.suffix == ".csv":
+        flat = [{**{k: v for k, v in r.items() if k != "probabilities"},
+                 **{f"prob_{n}": p for n, p in r["probabilities"].items()}} for r in results]
+        with open(output, "w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(flat[0]))
+            writer.writeheader()
+            writer.writerows(flat)
+    else:
+        raise LitNlpError(f"output={output}: use a .csv or .jsonl file name")
+    return output
+
+
+# ---------------------------------------------------------------------------- command line
+OPTIONS = {
+    "model_path": "run dir, .ckpt or export dir (required)",
+    "text": "a text to classify; repeat text=... for several, or give a JSON list",
+    "text_pair": "the second text of a pair task (with one text=)",
+    "input": "a csv/tsv/jsonl/json/parquet file of texts",
+    "text_column": "the input's text column (default: the training config's)",
+    "text_pair_column": "the input's second text column, for pair tasks",
+    "output": "write predictions to this .csv or .jsonl (default: print them)",
+    "batch_size": "texts per batch (default 32)",
+    "device": "auto | cpu | cuda | cuda:1 (default auto)",
+}
+
+
+def parse_args(argv: list[str]) -> dict:
+    """key=value arguments. Values are taken literally (no quoting rules), so
+    text="a gorgeous, witty film" arrives whole."""
+    args: dict = {"text": []}
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in OPTIONS:
+            raise LitNlpError(f"unknown argument {arg!r}; use key=value with keys: {', '.join(OPTIONS)}")
+        if key == "text":
+            if value.startswith("[") and value.endswith("]"):
+                try:
+                    args["text"].extend(str(t) for t in json.loads(value))
+                    continue
+                except json.JSONDecodeError:
+                    pass
+            args["text"].append(value)
+        else:
+            args[key] = value
+    if "model_path" not in args:
+        raise LitNlpError("model_path=<run dir | .ckpt | export dir> is required")
+    if bool(args["text"]) == ("input" in args):
+        raise LitNlpError("give either text=... or input=<file>")
+    return args
+
+
+def run(argv: list[str]) -> list[dict]:
+    args = parse_args(argv)
+    predictor = load_predictor(args["model_path"], args.get("device", "auto"))
+    pairs = None
+    if "input" in args:
+        text_column = args.get("text_column") or predictor.settings.get("text_column") or "text"
+        pair_column = args.get("text_pair_column") or predictor.settings.get("text_pair_column")
+        frame = read_table(args["input"])
+        require_columns(frame, {"text_column": text_column, "text_pair_column": pair_column}, args["input"])
+        texts = frame[text_column].fillna("").astype(str).tolist()
+        if pair_column:
+            pairs = frame[pair_column].fillna("").astype(str).tolist()
+    else:
+        texts = args["text"]
+        if "text_pair" in args:
+            if len(texts) != 1:
+                raise LitNlpError("text_pair=... goes with exactly one text=...")
+            pairs = [args["text_pair"]]
+    try:
+        batch_size = int(args.get("batch_size", 32))
+    except ValueError:
+        raise LitNlpError(f"batch_size must be a whole number, got {args['batch_size']!r}") from None
+    results = predictor.predict(texts, pairs, batch_size=batch_size)
+    if "output" in args:
+        path = write_predictions(results, args["output"])
+        print(f"wrote {len(results)} predictions to {path}", file=sys.stderr)
+    else:
+        for row in results:
+            print(f"{row['label']}\t{row['score']:.4f}\t{row['text']}")
+    return results

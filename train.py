@@ -1,0 +1,25 @@
+"""Train a model: python train.py [group=option ...] [key=value ...]; see README.md."""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from lit_nlp.errors import exit_on_user_error
+from lit_nlp.train import resume_argv, train
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@exit_on_user_error
+def main(cfg: DictConfig) -> float:
+    return train(cfg)
+
+
+@exit_on_user_error
+def cli() -> None:
+    sys.argv = resume_argv(sys.argv)  # resume=<run dir> composes that run's saved config
+    main()
+
+
+if __name__ == "__main__":
+    cli()
