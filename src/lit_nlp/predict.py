@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from lit_nlp.callbacks.export import SETTINGS_FILE
@@ -177,14 +178,17 @@ def parse_args(argv: list[str]) -> dict:
 
 
 def run(argv: list[str]) -> list[dict]:
+    """predict.py's command line: key=value arguments (see OPTIONS)."""
     args = parse_args(argv)
+    transformers.utils.logging.disable_progress_bar()  # per-file "Loading weights" bars
     predictor = load_predictor(args["model_path"], args.get("device", "auto"))
     pairs = None
     if "input" in args:
         text_column = args.get("text_column") or predictor.settings.get("text_column") or "text"
         pair_column = args.get("text_pair_column") or predictor.settings.get("text_pair_column")
         frame = read_table(args["input"])
-        require_columns(frame, {"text_column": text_column, "text_pair_column": pair_column}, args["input"])
+        require_columns(frame, {"text_column": text_column, "text_pair_column": pair_column}, args["input"],
+                        hint="set text_column=<column>")
         texts = frame[text_column].fillna("").astype(str).tolist()
         if pair_column:
             pairs = frame[pair_column].fillna("").astype(str).tolist()

@@ -294,6 +294,9 @@ class ClassificationDataModule(L.LightningDataModule):
 
     # ----------------------------------------------------------------- Lightning hooks
     def prepare_data(self) -> None:
+        missing = [f"data file not found: {path} (data.{split}_file)" for split, path in self.files.items()
+                   if path and not Path(path).is_file()]
+        raise_if_any(missing)
         path = self.cache_path
         path.parent.mkdir(parents=True, exist_ok=True)
         # the lock makes concurrent processes (DDP ranks, parallel sweep jobs) build a cache once

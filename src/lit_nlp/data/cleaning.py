@@ -13,6 +13,8 @@ import re
 import unicodedata
 from typing import Callable, Sequence
 
+import pandas as pd
+
 from lit_nlp.errors import LitNlpError
 
 _TAG = re.compile(r"<[^>]{1,200}>")
@@ -144,32 +146,34 @@ class TextCleaner:
 
 
 def drop_rows(splits: dict, key_columns: list[str], cleaner: TextCleaner) -> tuple[dict, dict]:
-    """Drop empty rows, exact duplicates within a split, and rows of a later split whose text
-    already occurs in an earlier one (so validation/test never score text seen in training).
+    """Drop, per split: empty rows; exact duplicates (after the first); every copy of a text
+    that occurs with different labels (its gold label is ambiguous); and rows whose text
+    already occurs in an earlier split (so validation/test never score text seen in training).
+    With texts unique per split, splits carved out of train later cannot share text either.
 
-    `splits` maps split name -> DataFrame of cleaned text, in priority order (train first).
-    Returns the filtered frames and `{"<split>/<reason>": count}` for every row dropped.
+    `splits` maps split name -> DataFrame of cleaned text (+ label), in priority order (train
+    first). Returns the filtered frames and `{"<split>/<reason>": count}` of the rows dropped.
     """
     dropped: dict[str, int] = {}
     seen: set = set()
     out = {}
     for name, frame in splits.items():
-        keys = frame[key_columns].astype(str).agg("\x1f".join, axis=1) if len(frame) else frame.index
-        keep = [True] * len(frame)
+        keys = frame[key_columns].astype(str).agg("\x1f".join, axis=1)
+        keep = pd.Series(True, index=frame.index)
+
+        def drop(reason: str, mask: pd.Series) -> None:
+            nonlocal keep
+            dropped[f"{name}/{reason}"] = int((keep & mask).sum())
+            keep = keep & ~mask
+
         if cleaner.drop_empty:
-            empty = (frame[key_columns[0]].str.len() == 0).tolist()
-            keep = [k and not e for k, e in zip(keep, empty)]
-            dropped[f"{name}/empty"] = sum(empty)
+            drop("empty", frame[key_columns[0]].str.len() == 0)
         if cleaner.drop_duplicates:
-            dup = frame.duplicated().tolist()
-            new = [k and not d for k, d in zip(keep, dup)]
-            dropped[f"{name}/duplicate"] = sum(keep) - sum(new)
-            keep = new
+            drop("duplicate", frame.duplicated())
+            kept_keys = keys.where(keep)
+            drop("conflicting_labels", kept_keys.notna() & kept_keys.duplicated(keep=False))
         if cleaner.drop_leakage and seen:
-            leak = [k in seen for k in keys]
-            new = [k and not l for k, l in zip(keep, leak)]
-            dropped[f"{name}/leakage"] = sum(keep) - sum(new)
-            keep = new
+            drop("leakage", keys.isin(seen))
         out[name] = frame[keep].reset_index(drop=True)
-        seen.update(k for k, kept in zip(keys, keep) if kept)
+        seen.update(keys[keep])
     return out, {k: v for k, v in dropped.items() if v}

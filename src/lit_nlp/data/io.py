@@ -86,12 +86,13 @@ def read_table(
     return frame
 
 
-def require_columns(frame: pd.DataFrame, columns: dict[str, str | None], source: str) -> None:
+def require_columns(frame: pd.DataFrame, columns: dict[str, str | None], source: str,
+                    hint: str = "set data.<key>=<column>") -> None:
     """`columns` maps config key -> column name; a missing one is reported with the columns
     the file does have."""
     missing = [f"{key}={name}" for key, name in columns.items() if name and name not in frame.columns]
     if missing:
         raise LitNlpError(
             f"{source}: column(s) not found: {', '.join(missing)}; the file has columns "
-            f"{list(map(str, frame.columns))}; set data.<key>=<column>"
+            f"{list(map(str, frame.columns))}; {hint}"
         )

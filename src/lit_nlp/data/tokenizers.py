@@ -25,7 +25,10 @@ class PretrainedTokenizer:
 
     trained_from_data = False
 
-    def __init__(self, name_or_path: str, trust_remote_code: bool = False):
+    def __init__(self, name_or_path: str | None, trust_remote_code: bool = False):
+        if not name_or_path:
+            raise LitNlpError("tokenizer=pretrained needs model.backbone.pretrained (a hub name or folder); "
+                              "random-init models train one: tokenizer=wordpiece")
         self.name_or_path = str(name_or_path)
         self.trust_remote_code = trust_remote_code
 

@@ -1,0 +1,79 @@
+"""Shared test helpers: the real conf/ composed with Hydra's compose API, shrunk to tiny
+random-init models, CPU, and a tmp run dir and cache; synthetic data written per test."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+# nothing in the tests may reach a model hub
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+
+POSITIVE = ["superb", "delightful", "brilliant", "moving", "wonderful", "charming", "gripping", "stunning"]
+NEGATIVE = ["dreadful", "tedious", "awful", "clumsy", "boring", "painful", "lifeless", "hollow"]
+FILLER = ("the a film plot actors story music scenes ending camera script director cast was is and "
+          "with its this that quite very somewhat in of to for by").split()
+
+
+def synthetic_rows(n: int, seed: int = 0) -> list[dict]:
+    """A learnable sentiment task: each sentence has filler words and one cue word whose list
+    decides the label. Texts are unique."""
+    rng = random.Random(seed)
+    rows, seen = [], set()
+    while len(rows) < n:
+        label = rng.choice(["positive", "negative"])
+        words = rng.choices(FILLER, k=rng.randint(4, 12))
+        words.insert(rng.randrange(len(words) + 1), rng.choice(POSITIVE if label == "positive" else NEGATIVE))
+        text = " ".join(words)
+        if text not in seen:
+            seen.add(text)
+            rows.append({"text": text, "label": label})
+    return rows
+
+
+def write_table(rows: list[dict], path: Path) -> Path:
+    frame = pd.DataFrame(rows)
+    path = Path(path)
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif path.suffix == ".tsv":
+        frame.to_csv(path, sep="\t", index=False)
+    elif path.suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    elif path.suffix == ".parquet":
+        frame.to_parquet(path)
+    else:
+        raise ValueError(path)
+    return path
+
+
+@pytest.fixture
+def synthetic_csv(tmp_path) -> Path:
+    return write_table(synthetic_rows(400), tmp_path / "synthetic.csv")
+
+
+def compose_cfg(overrides: list[str], run_dir: Path, cache_dir: Path | None = None, config_name: str = "train"):
+    """Compose conf/ with `overrides`, on CPU, writing into `run_dir`."""
+    from hydra import compose, initialize_config_dir
+
+    import lit_nlp  # noqa: F401  (registers the ${lit_nlp.*:} resolvers)
+
+    base = [f"paths.output_dir={run_dir}", f"paths.cache_dir={cache_dir or Path(run_dir).parent / 'cache'}",
+            "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose(config_name, overrides=base + list(overrides))
+
+
+def tiny_overrides(train_file: Path, model: str = "bert_tiny", epochs: int = 1) -> list[str]:
+    return [f"model={model}", "data=csv", f"data.train_file={train_file}", f"trainer.max_epochs={epochs}",
+            "data.batch_size=16", "data.max_length=32", "tokenizer.vocab_size=300"]

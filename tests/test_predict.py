@@ -1,0 +1,112 @@
+"""predict from a run dir, a .ckpt and an export dir; the CLI; saved cleaning applied again."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, compose_cfg, synthetic_rows, tiny_overrides, write_table
+from lit_nlp.errors import LitNlpError, exit_on_user_error
+from lit_nlp.predict import find_checkpoint, load_predictor, parse_args, run
+from lit_nlp.train import train
+
+TEXTS = ["the film was superb and moving", "a tedious plot with clumsy actors", "the ending is dreadful"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A tiny BERT trained on the synthetic task (shared by the tests of this file)."""
+    tmp = tmp_path_factory.mktemp("predict")
+    data = write_table(synthetic_rows(600, seed=4), tmp / "train.csv")
+    run = tmp / "run"
+    train(compose_cfg(tiny_overrides(data, epochs=4) + ["model.optimizer.lr=3e-3"], run))
+    return run
+
+
+def test_run_dir_ckpt_and_export_agree(run_dir):
+    from_export = load_predictor(run_dir / "export").predict(TEXTS)
+    from_run = load_predictor(run_dir).predict(TEXTS)
+    from_ckpt = load_predictor(find_checkpoint(run_dir)).predict(TEXTS)
+    assert [r["label"] for r in from_export] == ["positive", "negative", "negative"]
+    for a, b, c in zip(from_export, from_run, from_ckpt):
+        assert a["label"] == b["label"] == c["label"]
+        assert a["score"] == pytest.approx(c["score"], abs=1e-5)
+        assert sum(a["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_saved_cleaning_is_applied(run_dir):
+    predictor = load_predictor(run_dir / "export")
+    # html, a url and odd spacing are cleaned away exactly as in training
+    noisy = predictor.predict(["<b>the film was superb</b>   see https://example.com/x"])[0]
+    clean = predictor.predict(["the film was superb see www.other.org/y"])[0]
+    assert noisy["score"] == pytest.approx(clean["score"], abs=1e-6)
+    assert noisy["text"].startswith("<b>")  # output keeps the user's text as given
+
+
+def test_cli_text_with_comma(run_dir):
+    out = subprocess.run([sys.executable, "predict.py", f"model_path={run_dir}", "text=a superb, moving film"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    label, score, text = out.stdout.strip().splitlines()[-1].split("\t")
+    assert (label, text) == ("positive", "a superb, moving film")
+    assert 0.5 <= float(score) <= 1.0
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_cli_file_in_file_out(run_dir, tmp_path, suffix):
+    reviews = write_table([{"sentence": t, "id": i} for i, t in enumerate(TEXTS)], tmp_path / "reviews.csv")
+    output = tmp_path / f"preds{suffix}"
+    run([f"model_path={run_dir / 'export'}", f"input={reviews}", "text_column=sentence", f"output={output}"])
+    if suffix == ".jsonl":
+        rows = [json.loads(line) for line in output.read_text().splitlines()]
+        assert set(rows[0]["probabilities"]) == {"negative", "positive"}
+    else:
+        rows = list(csv.DictReader(output.open()))
+        assert {"text", "label", "score", "prob_negative", "prob_positive"} <= set(rows[0])
+    assert [r["text"] for r in rows] == TEXTS
+    assert [r["label"] for r in rows] == ["positive", "negative", "negative"]
+
+
+def test_cli_errors_are_one_line(run_dir, tmp_path, capsys):
+    reviews = write_table([{"sentence": t} for t in TEXTS], tmp_path / "reviews.csv")
+    cases = {
+        "model_path not found": [f"model_path={tmp_path / 'nope'}", "text=x"],
+        "column(s) not found: text_column=review": [f"model_path={run_dir}", f"input={reviews}", "text_column=review"],
+        "data file not found": [f"model_path={run_dir}", f"input={tmp_path / 'missing.csv'}"],
+        "unknown argument": [f"model_path={run_dir}", "txt=hello"],
+        "use a .csv or .jsonl": [f"model_path={run_dir}", "text=x", f"output={tmp_path / 'p.xlsx'}"],
+    }
+    for expected, args in cases.items():
+        with pytest.raises(SystemExit) as exit_info:
+            exit_on_user_error(run)(args)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error:") and expected in err, err
+    # and the real command line says the same, without a traceback
+    out = subprocess.run([sys.executable, "predict.py", *cases["model_path not found"]], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert [line for line in out.stderr.splitlines() if line.startswith("error:")] == \
+        [f"error: model_path not found: {tmp_path / 'nope'}"]
+
+
+def test_parse_args():
+    args = parse_args(["model_path=x", "text=a, b", 'text=["c", "d"]'])
+    assert args["text"] == ["a, b", "c", "d"]
+    with pytest.raises(LitNlpError, match="either text"):
+        parse_args(["model_path=x"])
+    with pytest.raises(LitNlpError, match="model_path"):
+        parse_args(["text=x"])
+
+
+def test_not_a_checkpoint(tmp_path):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(LitNlpError, match="cannot read checkpoint"):
+        load_predictor(bad)
+    with pytest.raises(LitNlpError, match="holds no export"):
+        load_predictor(tmp_path)

@@ -1,0 +1,197 @@
+"""train(cfg) end to end on tiny random-init models: learning, logging, checkpoints, export,
+resume (in-process and after SIGKILL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from conftest import ROOT, compose_cfg, synthetic_rows, tiny_overrides, write_table
+from lit_nlp.errors import LitNlpError
+from lit_nlp.train import resume_argv, train
+
+
+def metrics_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("model", ["bert_tiny", "distilbert_tiny"])
+def test_fast_dev_run(tmp_path, synthetic_csv, model):
+    cfg = compose_cfg(tiny_overrides(synthetic_csv, model=model) + ["debug=fast_dev_run"], tmp_path / "run")
+    train(cfg)
+    metrics = metrics_of(tmp_path / "run")
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+    assert metrics["global_step"] == 1
+
+
+def test_tiny_bert_learns_synthetic_task(tmp_path):
+    data = write_table(synthetic_rows(600, seed=1), tmp_path / "train.csv")
+    run = tmp_path / "run"
+    cfg = compose_cfg(tiny_overrides(data, epochs=4) + ["model.optimizer.lr=3e-3"], run)
+    best = train(cfg)
+    assert best >= 0.95
+    metrics = metrics_of(run)
+    assert metrics["val/acc_best"] == pytest.approx(best)
+    assert metrics["test/acc"] >= 0.95
+    for key in ("test/f1_macro", "test/precision_macro", "test/recall_macro", "test/f1/positive",
+                "data/rows/train", "data/rows/validation", "data/rows/test", "train/samples_per_sec"):
+        assert key in metrics, key
+    assert metrics["data/rows/train"] + metrics["data/rows/validation"] + metrics["data/rows/test"] == 600
+    # the run dir holds everything a user looks for
+    assert (run / "config.yaml").is_file()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert list((run / "checkpoints").glob("best-*.ckpt"))
+    assert (run / "confusion_matrix.png").stat().st_size > 0
+    assert (run / "export" / "lit_nlp.json").is_file()
+
+
+def test_tensorboard_holds_scalars_image_and_real_hparams(tmp_path, synthetic_csv):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    run = tmp_path / "run"
+    train(compose_cfg(tiny_overrides(synthetic_csv, epochs=2) + ["trainer.log_every_n_steps=2"], run))
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"tensors": 0, "scalars": 0, "images": 0})
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    for tag in ("train/loss_step", "val/acc", "val/f1_macro", "lr", "train/samples_per_sec", "test/acc"):
+        assert tag in scalars, (tag, sorted(scalars))
+    assert "val/confusion_matrix" in events.Tags()["images"]
+    # the hparams tab: a session with the real final metric values
+    content = events.PluginTagToContent("hparams")
+    assert content
+    parsed = [plugin_data_pb2.HParamsPluginData.FromString(c) for c in content.values()]
+    experiment = next(p.experiment for p in parsed if p.HasField("experiment"))
+    metric_tags = {m.name.tag for m in experiment.metric_infos}
+    assert {"test/acc", "val/acc_best"} <= metric_tags
+    final = events.Scalars("val/acc_best")[-1].value
+    assert final == pytest.approx(metrics_of(run)["val/acc_best"], abs=1e-6)
+
+
+def test_export_loads_in_plain_transformers_pipeline(tmp_path, synthetic_csv):
+    run = tmp_path / "run"
+    train(compose_cfg(tiny_overrides(synthetic_csv, epochs=1), run))
+    code = (
+        "import sys, json; from transformers import pipeline; "
+        "clf = pipeline('text-classification', model=sys.argv[1]); "
+        "out = clf(['the film was superb', 'the plot was dreadful']); "
+        "print(json.dumps([o['label'] for o in out])); "
+        "assert 'lit_nlp' not in sys.modules"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(run / "export")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    labels = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(labels) <= {"positive", "negative"}
+
+
+def test_fresh_run_refuses_a_dir_holding_a_run(tmp_path, synthetic_csv):
+    run = tmp_path / "run"
+    train(compose_cfg(tiny_overrides(synthetic_csv) + ["debug=fast_dev_run"], run))
+    with pytest.raises(LitNlpError, match="already holds a run"):
+        train(compose_cfg(tiny_overrides(synthetic_csv) + ["debug=fast_dev_run"], run))
+
+
+def compose_resume(run: Path, overrides: list[str]):
+    """What `python train.py resume=<run>` composes: the run's saved config plus overrides."""
+    with initialize_config_dir(str(run), version_base="1.3"):
+        return compose("config", overrides=[f"resume={run}", *overrides])
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_equals_uninterrupted_run(tmp_path, monkeypatch):
+    """2 epochs straight == the same run crashed as epoch 2 starts, then resumed."""
+    from lit_nlp.callbacks import EpochSeed
+
+    data = write_table(synthetic_rows(300, seed=2), tmp_path / "train.csv")
+    common = tiny_overrides(data, epochs=2) + ["trainer.deterministic=true"]
+    straight = tmp_path / "straight"
+    train(compose_cfg(common, straight, cache_dir=tmp_path / "cache"))
+
+    interrupted = tmp_path / "interrupted"
+    original = EpochSeed.on_train_epoch_start
+
+    def crash_in_epoch_2(self, trainer, pl_module):
+        if trainer.current_epoch == 1:
+            raise Crash
+        original(self, trainer, pl_module)
+
+    monkeypatch.setattr(EpochSeed, "on_train_epoch_start", crash_in_epoch_2)
+    with pytest.raises(Crash):
+        train(compose_cfg(common, interrupted, cache_dir=tmp_path / "cache"))
+    monkeypatch.setattr(EpochSeed, "on_train_epoch_start", original)
+    assert not (interrupted / "metrics.json").exists()
+
+    with pytest.raises(LitNlpError, match="resume cannot change model.optimizer.lr"):
+        train(compose_resume(interrupted, ["model.optimizer.lr=1e-2"]))
+    train(compose_resume(interrupted, []))
+
+    a, b = metrics_of(straight), metrics_of(interrupted)
+    assert b["epochs"] == a["epochs"] == 2
+    for key in ("test/acc", "test/loss", "test/f1_macro", "val/acc_best", "global_step"):
+        assert b[key] == pytest.approx(a[key], abs=1e-6), key
+    # the resumed run continued the same TensorBoard log dir
+    assert len(list((interrupted / "tensorboard").glob("events.out.tfevents.*"))) >= 2
+
+
+def test_resume_argv_composes_the_saved_run(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("seed: 1\n")
+    argv = resume_argv(["train.py", f"resume={run}", "trainer.max_epochs=5"])
+    assert f"--config-path={run.resolve()}" in argv
+    assert f"hydra.run.dir={run.resolve()}" in argv and "trainer.max_epochs=5" in argv
+    with pytest.raises(LitNlpError, match="no config.yaml"):
+        resume_argv(["train.py", f"resume={tmp_path / 'missing'}"])
+    assert resume_argv(["train.py", "model=bert_tiny"]) == ["train.py", "model=bert_tiny"]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_from_cli(tmp_path):
+    """Kill -9 during epoch 2; `train.py resume=<dir>` finishes with the same metrics as a
+    run that never stopped (it loses only the work since the last checkpoint)."""
+    data = write_table(synthetic_rows(1200, seed=3), tmp_path / "train.csv")
+    overrides = tiny_overrides(data, epochs=2) + ["data.batch_size=4", "trainer.deterministic=true",
+                                                  "trainer.enable_progress_bar=false"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    run = tmp_path / "killed"
+    cmd = [sys.executable, "train.py", *overrides, f"hydra.run.dir={run}", f"paths.cache_dir={tmp_path / 'cache'}",
+           "trainer.accelerator=cpu"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = run / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert last.exists(), "the first epoch never checkpointed"
+    time.sleep(0.5)  # well into epoch 2 (about 240 steps of a few ms each)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "metrics.json").exists(), "the run finished before it could be killed"
+    # the surviving checkpoint is whole and loads with the safe loader
+    assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] == 0
+
+    resumed = subprocess.run([sys.executable, "train.py", f"resume={run}"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    straight = tmp_path / "straight"
+    subprocess.run([*cmd[:-3], f"hydra.run.dir={straight}", f"paths.cache_dir={tmp_path / 'cache'}",
+                    "trainer.accelerator=cpu"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    a, b = metrics_of(straight), metrics_of(run)
+    for key in ("test/acc", "test/loss", "val/acc_best", "global_step"):
+        assert b[key] == pytest.approx(a[key], abs=1e-6), key
+    saved = OmegaConf.load(run / "config.yaml")
+    assert saved.resume == str(run.resolve())
