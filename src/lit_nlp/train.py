@@ -25,6 +25,8 @@ RESUME_OVERRIDABLE = (
     "resume", "trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.accelerator",
     "trainer.devices", "trainer.num_nodes", "trainer.strategy", "data.num_workers", "data.pin_memory",
     "paths.cache_dir", "callbacks.model_checkpoint.every_n_train_steps",
+    # display only
+    "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps",
 )
 SAVED_CONFIG = "config.yaml"
 
