@@ -96,9 +96,9 @@ def train(cfg: DictConfig) -> float:
     datamodule = instantiate(cfg.data, tokenizer=instantiate(cfg.tokenizer))
     datamodule.prepare_data()
     datamodule.setup("fit")
-    tokenizer = datamodule.tokenizer
-    model = instantiate(cfg.model, label_names=datamodule.label_names_resolved,
-                        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+    if cfg.monitor is None:
+        cfg.monitor = datamodule.main_metric  # before callbacks interpolate ${monitor}
+    model = instantiate(cfg.model, **datamodule.model_facts())
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

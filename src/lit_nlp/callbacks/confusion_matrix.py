@@ -40,7 +40,7 @@ class ConfusionMatrixLogger(L.Callback):
         self.png_dir = png_dir
 
     def _draw(self, trainer: L.Trainer, pl_module, stage: str) -> None:
-        matrix = pl_module.confusion_matrix.get(stage)
+        matrix = getattr(pl_module, "confusion_matrix", {}).get(stage)  # classification only
         if matrix is None or trainer.sanity_checking:
             return
         import matplotlib.pyplot as plt

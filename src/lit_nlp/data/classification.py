@@ -7,10 +7,8 @@ so a second run with the same settings only loads. `setup` loads the cache (ever
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import shutil
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,9 +16,9 @@ from typing import Any
 import lightning as L
 import pandas as pd
 import torch
-from filelock import FileLock
 from torch.utils.data import DataLoader
 
+from lit_nlp.data.cache import DONE_MARKER, build_once, cache_key, fingerprint
 from lit_nlp.data.cleaning import TextCleaner, drop_rows
 from lit_nlp.data.io import read_table, require_columns
 from lit_nlp.data.sampler import LengthGroupedSampler
@@ -38,14 +36,6 @@ CACHE_VERSION = 1
 def demo_file() -> str:
     """The labelled sentiment reviews shipped inside the package (the offline default data)."""
     return str(resources.files("lit_nlp.data") / "demo" / "sentiment.csv")
-
-
-def _fingerprint(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def tokenize(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int) -> dict:
@@ -154,7 +144,7 @@ class ClassificationDataModule(L.LightningDataModule):
         raise_if_any(problems)
 
     def _cache_key(self) -> str:
-        files = {k: (str(Path(v).resolve()), _fingerprint(v)) if v and Path(v).is_file() else v
+        files = {k: (str(Path(v).resolve()), fingerprint(v)) if v and Path(v).is_file() else v
                  for k, v in self.files.items()}
         settings = {
             "version": CACHE_VERSION, "files": files, "format": self.format, "encoding": self.encoding,
@@ -164,7 +154,7 @@ class ClassificationDataModule(L.LightningDataModule):
             "split": [self.val_ratio, self.test_ratio, self.num_folds, self.fold, self.seed],
             "max_length": self.max_length, "tokenizer": self.tokenizer_source.cache_key(),
         }
-        return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return cache_key(settings)
 
     @property
     def cache_path(self) -> Path:
@@ -297,19 +287,11 @@ class ClassificationDataModule(L.LightningDataModule):
         missing = [f"data file not found: {path} (data.{split}_file)" for split, path in self.files.items()
                    if path and not Path(path).is_file()]
         raise_if_any(missing)
-        path = self.cache_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # the lock makes concurrent processes (DDP ranks, parallel sweep jobs) build a cache once
-        with FileLock(str(path) + ".lock"):
-            if (path / "meta.json").is_file():
-                log.info("data cache hit: %s", path)
-                return
-            self._build_cache(path)
+        build_once(self.cache_path, self._build_cache)
 
-    def _build_cache(self, path: Path) -> None:
+    def _build_cache(self, tmp: Path) -> None:
         import datasets
 
-        log.info("preparing data into %s", path)
         source = self.tokenizer_source
         # a pretrained tokenizer exists before the data; a trained one is built from clean train text
         tokenizer = None if source.trained_from_data else source.build()
@@ -328,8 +310,6 @@ class ClassificationDataModule(L.LightningDataModule):
                 train_texts += frames["train"]["text_pair"].tolist()
             tokenizer = source.build(train_texts)
 
-        tmp = path.with_name(path.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
         tokenizer.save_pretrained(tmp / "tokenizer")
         # per-call progress bars of datasets (map, save) say nothing useful at this size
         bars = datasets.is_progress_bar_enabled()
@@ -349,9 +329,7 @@ class ClassificationDataModule(L.LightningDataModule):
             "label_counts": {split: f["label"].value_counts().sort_index().tolist() for split, f in frames.items()},
             "cleaning": self.cleaner.to_config(),
         }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)  # atomic: a half-written cache is never taken for a finished one
+        (tmp / DONE_MARKER).write_text(json.dumps(meta, indent=2))
 
     def _encode(self, rows: dict, tokenizer) -> dict:
         encoded = tokenize(tokenizer, rows["text"], rows.get("text_pair"), self.max_length)
@@ -365,9 +343,9 @@ class ClassificationDataModule(L.LightningDataModule):
         from transformers import AutoTokenizer
 
         path = self.cache_path
-        if not (path / "meta.json").is_file():
+        if not (path / DONE_MARKER).is_file():
             self.prepare_data()
-        self.meta = json.loads((path / "meta.json").read_text())
+        self.meta = json.loads((path / DONE_MARKER).read_text())
         # the cleaning actually applied (lowercase resolved) is what predict must apply again
         self.cleaner = TextCleaner(**self.meta["cleaning"])
         self.tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"))
@@ -385,6 +363,13 @@ class ClassificationDataModule(L.LightningDataModule):
     @property
     def id2label(self) -> dict[int, str]:
         return dict(enumerate(self.meta["label_names"]))
+
+    main_metric = "val/acc"
+
+    def model_facts(self) -> dict:
+        """Run-time facts `train()` hands to the model."""
+        return {"label_names": self.meta["label_names"], "vocab_size": len(self.tokenizer),
+                "pad_token_id": self.tokenizer.pad_token_id}
 
     def report(self) -> dict:
         """Row counts and drops, flat, for metrics.json."""

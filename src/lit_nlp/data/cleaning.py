@@ -145,11 +145,14 @@ class TextCleaner:
         }
 
 
-def drop_rows(splits: dict, key_columns: list[str], cleaner: TextCleaner) -> tuple[dict, dict]:
-    """Drop, per split: empty rows; exact duplicates (after the first); every copy of a text
-    that occurs with different labels (its gold label is ambiguous); and rows whose text
-    already occurs in an earlier split (so validation/test never score text seen in training).
-    With texts unique per split, splits carved out of train later cannot share text either.
+def drop_rows(splits: dict, key_columns: list[str], cleaner: TextCleaner,
+              required_columns: list[str] | None = None, drop_conflicts: bool = True) -> tuple[dict, dict]:
+    """Drop, per split: rows with an empty `required_columns` value (default: the first key
+    column); exact duplicates (after the first); with `drop_conflicts`, every copy of a text
+    that occurs with different labels (its gold label is ambiguous; off for generation, where
+    one source may have several references); and rows whose key text already occurs in an
+    earlier split (so validation/test never score text seen in training). With texts unique
+    per split, splits carved out of train later cannot share text either.
 
     `splits` maps split name -> DataFrame of cleaned text (+ label), in priority order (train
     first). Returns the filtered frames and `{"<split>/<reason>": count}` of the rows dropped.
@@ -167,11 +170,15 @@ def drop_rows(splits: dict, key_columns: list[str], cleaner: TextCleaner) -> tup
             keep = keep & ~mask
 
         if cleaner.drop_empty:
-            drop("empty", frame[key_columns[0]].str.len() == 0)
+            empty = pd.Series(False, index=frame.index)
+            for column in required_columns or key_columns[:1]:
+                empty |= frame[column].str.len() == 0
+            drop("empty", empty)
         if cleaner.drop_duplicates:
             drop("duplicate", frame.duplicated())
-            kept_keys = keys.where(keep)
-            drop("conflicting_labels", kept_keys.notna() & kept_keys.duplicated(keep=False))
+            if drop_conflicts:
+                kept_keys = keys.where(keep)
+                drop("conflicting_labels", kept_keys.notna() & kept_keys.duplicated(keep=False))
         if cleaner.drop_leakage and seen:
             drop("leakage", keys.isin(seen))
         out[name] = frame[keep].reset_index(drop=True)

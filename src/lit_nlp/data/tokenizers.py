@@ -92,3 +92,41 @@ class WordPieceTokenizer:
 
     def cache_key(self) -> dict:
         return {"kind": "wordpiece", **vars(self)}
+
+
+class UnigramTokenizer:
+    """A T5-style tokenizer (SentencePiece Unigram over Metaspace pieces, `<pad>`=0, `</s>`=1,
+    `<unk>`=2, `</s>` appended) trained from the training texts, for random-init seq2seq
+    models. Decoding gives back the text with its spacing, which exact-match scoring needs."""
+
+    trained_from_data = True
+    SPECIAL = ["<pad>", "</s>", "<unk>"]
+
+    def __init__(self, vocab_size: int = 2000, lowercase: bool = True, model_max_length: int = 512):
+        self.vocab_size = vocab_size
+        self.lowercase = lowercase
+        self.model_max_length = model_max_length
+
+    def build(self, texts: Iterable[str] | None = None) -> PreTrainedTokenizerFast:
+        from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+        if texts is None:
+            raise LitNlpError("a trained tokenizer needs training texts; none were given")
+        tok = Tokenizer(models.Unigram())
+        steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if self.lowercase else [])
+        tok.normalizer = normalizers.Sequence(steps)
+        tok.pre_tokenizer = pre_tokenizers.Metaspace()
+        tok.decoder = decoders.Metaspace()
+        trainer = trainers.UnigramTrainer(vocab_size=self.vocab_size, special_tokens=self.SPECIAL,
+                                          unk_token="<unk>", show_progress=False)
+        tok.train_from_iterator(texts, trainer)
+        eos = tok.token_to_id("</s>")
+        tok.post_processor = processors.TemplateProcessing(
+            single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos)])
+        return PreTrainedTokenizerFast(
+            tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+            model_max_length=self.model_max_length, model_input_names=["input_ids", "attention_mask"],
+        )
+
+    def cache_key(self) -> dict:
+        return {"kind": "unigram", **vars(self)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 from transformers import AutoConfig, PretrainedConfig
 
@@ -14,6 +15,19 @@ from lit_nlp.errors import LitNlpError
 log = logging.getLogger(__name__)
 
 FINETUNE_STRATEGIES = ("full", "freeze_embeddings", "freeze_lower", "head_only")
+
+
+def plain_config(value):
+    """DictConfig -> dict, so hyperparameters (saved in every checkpoint) stay loadable with
+    torch.load(weights_only=True)."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def json_safe_config(config: dict) -> dict:
+    """HF config dicts may hold torch dtypes; keep checkpoints to plain types."""
+    return {k: (str(v) if isinstance(v, torch.dtype) else v) for k, v in config.items()}
 
 
 def build_hf_model(auto_class, pretrained: str | None = None, config: dict | None = None,

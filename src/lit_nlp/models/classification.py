@@ -8,7 +8,6 @@ import inspect
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
@@ -19,14 +18,14 @@ from torchmetrics.classification import (
 )
 from transformers import AutoModelForSequenceClassification
 
-from lit_nlp.models.backbones import apply_finetune_strategy, build_hf_model, model_from_config_dict
+from lit_nlp.models.backbones import (
+    apply_finetune_strategy,
+    build_hf_model,
+    json_safe_config,
+    model_from_config_dict,
+    plain_config,
+)
 from lit_nlp.models.optim import param_groups, warmup_schedule
-
-
-def _plain(value):
-    """DictConfig -> dict, so hparams (saved in every checkpoint) stay loadable with
-    torch.load(weights_only=True)."""
-    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
 
 
 class ClassificationModule(L.LightningModule):
@@ -56,8 +55,8 @@ class ClassificationModule(L.LightningModule):
         hf_config: dict | None = None,
     ):
         super().__init__()
-        backbone, optimizer, scheduler = _plain(backbone), _plain(optimizer), _plain(scheduler)
-        label_names = list(_plain(label_names))
+        backbone, optimizer, scheduler = plain_config(backbone), plain_config(optimizer), plain_config(scheduler)
+        label_names = list(plain_config(label_names))
         if hf_config is None:
             facts = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
                      "label2id": {n: i for i, n in enumerate(label_names)}}
@@ -77,7 +76,7 @@ class ClassificationModule(L.LightningModule):
             "backbone": backbone, "optimizer": optimizer, "scheduler": scheduler,
             "label_names": label_names, "finetune": finetune, "num_frozen_layers": num_frozen_layers,
             "vocab_size": vocab_size, "pad_token_id": pad_token_id,
-            "trust_remote_code": trust_remote_code, "hf_config": _json_safe(hf_config),
+            "trust_remote_code": trust_remote_code, "hf_config": json_safe_config(hf_config),
         })
         # DistilBERT takes no token_type_ids; drop batch keys the model's forward does not take
         self._forward_keys = set(inspect.signature(self.model.forward).parameters)
@@ -155,7 +154,3 @@ class ClassificationModule(L.LightningModule):
         scheduler = warmup_schedule(optimizer, self.trainer.estimated_stepping_batches, **self.hparams.scheduler)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-
-def _json_safe(config: dict) -> dict:
-    """HF config dicts may hold torch dtypes; keep checkpoints to plain types."""
-    return {k: (str(v) if isinstance(v, torch.dtype) else v) for k, v in config.items()}

@@ -1,0 +1,47 @@
+"""The on-disk cache of prepared (cleaned, split, tokenized) data, shared by both data modules:
+a key from everything that changes the result, a lock so that concurrent processes build it
+once, and an atomic rename so a half-written cache is never taken for a finished one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from filelock import FileLock
+
+log = logging.getLogger(__name__)
+
+DONE_MARKER = "meta.json"
+
+
+def fingerprint(path: str | Path) -> str:
+    """sha256 of a file's bytes: the key changes when the data changes, not when it is touched."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def build_once(path: Path, build: Callable[[Path], None]) -> None:
+    """Run `build(tmp_dir)` unless `path` already holds a finished cache; `build` must write
+    DONE_MARKER last. DDP ranks and parallel sweep jobs wait on the lock instead of racing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if (path / DONE_MARKER).is_file():
+            log.info("data cache hit: %s", path)
+            return
+        log.info("preparing data into %s", path)
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        build(tmp)
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)

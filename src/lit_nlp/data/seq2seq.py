@@ -1,0 +1,370 @@
+"""Text-to-text data (question answering, summarization, label words): read, clean, template,
+split, tokenize source/target pairs, cache, collate.
+
+A row becomes `source` = `source_template` filled with the row's (cleaned) columns, e.g.
+`question: {question} context: {context}`, and `target` = `target_column`. When a source is too
+long, `truncate_column` (the context) is cut, never the rest of the template (the question).
+`references_column` (SQuAD's list of gold answers) feeds the metrics; by default the target is
+the only reference.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import string
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from lit_nlp.data.cache import DONE_MARKER, build_once, cache_key, fingerprint
+from lit_nlp.data.cleaning import TextCleaner, drop_rows
+from lit_nlp.data.io import read_table, require_columns
+from lit_nlp.data.sampler import LengthGroupedSampler
+from lit_nlp.data.splits import stratified_split
+from lit_nlp.data.squad import read_squad
+from lit_nlp.data.tokenizers import lowercases
+from lit_nlp.errors import LitNlpError, raise_if_any
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+CACHE_VERSION = 1
+# padding value of labels: ignored by the cross-entropy loss of every HF seq2seq model
+LABEL_PAD = -100
+
+
+def template_fields(template: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+
+
+def encode_sources(tokenizer, rows: list[dict], template: str, truncate_column: str | None,
+                   max_length: int) -> dict:
+    """Tokenize filled templates; a source longer than `max_length` loses tokens from the end
+    of `truncate_column` only (cut at a token boundary found through the offsets)."""
+    texts = [template.format(**row) for row in rows]
+    if truncate_column:
+        prefix = template.split("{" + truncate_column + "}")[0]
+        enc = tokenizer(texts, return_offsets_mapping=True)
+        for i, ids in enumerate(enc["input_ids"]):
+            excess = len(ids) - max_length
+            if excess <= 0:
+                continue
+            row = dict(rows[i])
+            start = len(prefix.format(**row))
+            end = start + len(row[truncate_column])
+            inside = [a for a, b in enc["offset_mapping"][i] if start <= a and b <= end and b > a]
+            keep = len(inside) - excess
+            row[truncate_column] = row[truncate_column][: inside[keep] - start].rstrip() if keep > 0 else ""
+            texts[i] = template.format(**row)
+    # truncation=True still guards the rare case where the template alone is too long
+    return tokenizer(texts, truncation=True, max_length=max_length)
+
+
+def pad_seq2seq(features: list[dict], pad_token_id: int, pad_to_multiple_of: int | None = None) -> dict:
+    """Dynamic padding of sources (pad id) and labels (-100); references stay Python lists."""
+    def pad(seqs, value):
+        longest = max(len(s) for s in seqs)
+        if pad_to_multiple_of:
+            longest = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
+        return torch.tensor([s + [value] * (longest - len(s)) for s in seqs])
+
+    batch = {"input_ids": pad([f["input_ids"] for f in features], pad_token_id),
+             "attention_mask": pad([f["attention_mask"] for f in features], 0)}
+    if "labels" in features[0]:
+        batch["labels"] = pad([f["labels"] for f in features], LABEL_PAD)
+    if "references" in features[0]:
+        batch["references"] = [f["references"] for f in features]
+        batch["source"] = [f["source"] for f in features]
+    return batch
+
+
+def _flatten_answers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Hub SQuAD keeps answers as {"text": [...], "answer_start": [...]}: give it the
+    `answer` / `answers` columns of the official-JSON reader."""
+    if "answers" in frame and len(frame) and isinstance(frame["answers"].iloc[0], dict):
+        frame = frame.copy()
+        frame["answers"] = [list(dict.fromkeys(map(str, a["text"]))) for a in frame["answers"]]
+        frame["answer"] = [a[0] if a else "" for a in frame["answers"]]
+    return frame
+
+
+class Seq2SeqDataModule(L.LightningDataModule):
+    """Source/target pairs from local files (csv, tsv, json, jsonl, parquet, or `format=squad`
+    for the official SQuAD JSON) or a hub dataset. Splitting, cleaning and caching work as in
+    the classification data module (splits are random rather than stratified)."""
+
+    def __init__(
+        self,
+        train_file: str | None = None,
+        validation_file: str | None = None,
+        test_file: str | None = None,
+        format: str | None = None,
+        encoding: str = "utf-8",
+        quoting: str = "auto",
+        hub_dataset: str | None = None,
+        hub_subset: str | None = None,
+        hub_splits: dict | None = None,
+        source_template: str = "{source}",
+        target_column: str = "target",
+        references_column: str | None = None,
+        truncate_column: str | None = None,
+        task: str = "qa",
+        cleaning: TextCleaner | dict | None = None,
+        val_ratio: float = 0.1,
+        test_ratio: float = 0.1,
+        max_rows: int | None = None,
+        seed: int = 42,
+        max_source_length: int = 512,
+        max_target_length: int = 64,
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        group_by_length: bool = True,
+        pad_to_multiple_of: int | None = None,
+        cache_dir: str = ".cache/lit_nlp",
+        tokenizer: Any = None,
+    ):
+        super().__init__()
+        self.cleaner = cleaning if isinstance(cleaning, TextCleaner) else TextCleaner(**(cleaning or {}))
+        self.files = {"train": train_file, "validation": validation_file, "test": test_file}
+        self.format, self.encoding, self.quoting = format, encoding, quoting
+        self.hub_dataset, self.hub_subset = hub_dataset, hub_subset
+        self.hub_splits = dict(hub_splits or {s: s for s in SPLITS})
+        self.source_template, self.target_column = source_template, target_column
+        self.references_column, self.truncate_column = references_column, truncate_column
+        self.task = task  # qa | summarization | classification: picks the metrics
+        self.val_ratio, self.test_ratio, self.max_rows, self.seed = val_ratio, test_ratio, max_rows, seed
+        self.max_source_length, self.max_target_length = max_source_length, max_target_length
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.group_by_length, self.pad_to_multiple_of = group_by_length, pad_to_multiple_of
+        self.cache_dir = Path(cache_dir)
+        self.tokenizer_source = tokenizer
+        self.fields = template_fields(source_template)
+        self._check_config()
+        self.tokenizer = None
+        self.datasets: dict = {}
+        self.meta: dict = {}
+
+    def _check_config(self) -> None:
+        problems = []
+        if not self.files["train"] and not self.hub_dataset:
+            problems.append("set data.train_file (or data.hub_dataset)")
+        if not self.fields:
+            problems.append(f"data.source_template {self.source_template!r} names no column; use e.g. '{{document}}'")
+        if self.truncate_column and self.fields.count(self.truncate_column) != 1:
+            problems.append(f"data.truncate_column={self.truncate_column} must appear once in data.source_template")
+        if self.task not in ("qa", "summarization", "classification"):
+            problems.append(f"data.task must be qa, summarization or classification, got {self.task!r}")
+        if self.val_ratio + self.test_ratio >= 1:
+            problems.append("data.val_ratio + data.test_ratio must leave rows for training")
+        raise_if_any(problems)
+
+    # ----------------------------------------------------------------- cache
+    @property
+    def cache_path(self) -> Path:
+        if not hasattr(self, "_cache_path"):
+            if self.tokenizer_source is None:
+                raise LitNlpError("the data module has no tokenizer source; pass tokenizer=...")
+            files = {k: (str(Path(v).resolve()), fingerprint(v)) if v and Path(v).is_file() else v
+                     for k, v in self.files.items()}
+            settings = {
+                "version": CACHE_VERSION, "files": files, "format": self.format, "encoding": self.encoding,
+                "quoting": self.quoting, "hub": [self.hub_dataset, self.hub_subset, self.hub_splits],
+                "template": self.source_template, "target": self.target_column,
+                "references": self.references_column, "truncate": self.truncate_column,
+                "cleaning": self.cleaner.to_config(), "split": [self.val_ratio, self.test_ratio, self.seed],
+                "max_rows": self.max_rows, "lengths": [self.max_source_length, self.max_target_length],
+                "tokenizer": self.tokenizer_source.cache_key(),
+            }
+            self._cache_path = self.cache_dir / "seq2seq" / cache_key(settings)
+        return self._cache_path
+
+    # ----------------------------------------------------------------- reading and cleaning
+    def _read(self) -> dict[str, pd.DataFrame]:
+        needed = {f"source_template field '{f}'": f for f in self.fields}
+        needed["target_column"] = self.target_column
+        if self.references_column:
+            needed["references_column"] = self.references_column
+        frames = {}
+        if self.hub_dataset:
+            import datasets
+
+            try:
+                hub = datasets.load_dataset(self.hub_dataset, self.hub_subset)
+            except Exception as err:  # network, unknown name: many exception types, one message
+                raise LitNlpError(f"cannot load hub dataset {self.hub_dataset}: {str(err).splitlines()[0]}; "
+                                  "without hub access use local files (data.train_file=...)") from None
+            for split, hub_split in self.hub_splits.items():
+                if hub_split:
+                    frames[split] = _flatten_answers(hub[hub_split].to_pandas())
+        else:
+            for split, path in self.files.items():
+                if path:
+                    frames[split] = (read_squad(path, self.encoding) if self.format == "squad"
+                                     else read_table(path, self.format, self.encoding, self.quoting))
+        for split, frame in frames.items():
+            require_columns(frame, needed, str(self.files.get(split) or f"{self.hub_dataset} {split}"),
+                            hint="fix data.source_template / data.target_column / data.references_column")
+        return frames
+
+    def _rows(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Clean every template field and the target, fill the template (unfilled copies of
+        the fields are kept for truncation), and keep the references as JSON text."""
+        out = pd.DataFrame({f: frame[f].fillna("").astype(str).map(self.cleaner) for f in self.fields})
+        out["target"] = frame[self.target_column].fillna("").astype(str).map(self.cleaner)
+        out["source"] = [self.source_template.format(**row) for row in out[self.fields].to_dict("records")]
+        if self.references_column:
+            refs = [[self.cleaner(str(r)) for r in (v if isinstance(v, (list, np.ndarray)) else [v])]
+                    for v in frame[self.references_column]]
+        else:
+            refs = [[t] for t in out["target"]]
+        out["references"] = [json.dumps(r) for r in refs]
+        return out
+
+    def _split(self, frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        train = frames["train"]
+        ones = np.zeros(len(train), dtype=int)  # one "class": a plain seeded random split
+        carved = "test" not in frames and self.test_ratio > 0
+        if carved:
+            rest, test = stratified_split(ones, [1 - self.test_ratio, self.test_ratio], self.seed)
+            frames["test"], train, ones = train.iloc[test], train.iloc[rest], ones[rest]
+        if "validation" not in frames:
+            share = self.val_ratio / (1 - self.test_ratio) if carved else self.val_ratio
+            rest, val = stratified_split(ones, [1 - share, share], self.seed + 1)
+            frames["validation"], train = train.iloc[val], train.iloc[rest]
+        frames["train"] = train
+        out = {s: frames[s].reset_index(drop=True) for s in SPLITS if s in frames}
+        for split, frame in out.items():
+            if frame.empty:
+                raise LitNlpError(f"the {split} split is empty; use more data or change data.val_ratio / data.test_ratio")
+        return out
+
+    # ----------------------------------------------------------------- Lightning hooks
+    def prepare_data(self) -> None:
+        raise_if_any(f"data file not found: {p} (data.{s}_file)" for s, p in self.files.items()
+                     if p and not Path(p).is_file())
+        build_once(self.cache_path, self._build_cache)
+
+    def _build_cache(self, tmp: Path) -> None:
+        import datasets
+
+        source = self.tokenizer_source
+        tokenizer = None if source.trained_from_data else source.build()
+        if self.cleaner.lowercase == "auto":
+            self.cleaner.resolve_lowercase(source.lowercase if tokenizer is None else lowercases(tokenizer))
+        raw = self._read()
+        if "train" not in raw:
+            raise LitNlpError("no training split: set data.train_file or data.hub_splits.train")
+        if self.max_rows:
+            raw = {s: f.iloc[: self.max_rows] for s, f in raw.items()}
+        rows_read = {s: len(f) for s, f in raw.items()}
+        frames, dropped = drop_rows({s: self._rows(f) for s, f in raw.items()}, ["source"], self.cleaner,
+                                    required_columns=self.fields + ["target"], drop_conflicts=False)
+        for split, frame in frames.items():
+            if frame.empty:
+                raise LitNlpError(f"{self.files.get(split) or split}: all {rows_read[split]} rows have an empty "
+                                  f"template field or target ({', '.join(self.fields)}, {self.target_column})")
+        for key, count in dropped.items():
+            log.info("cleaning dropped %d rows (%s)", count, key)
+        frames = self._split(frames)
+        if tokenizer is None:
+            tokenizer = source.build(frames["train"]["source"].tolist() + frames["train"]["target"].tolist())
+
+        tokenizer.save_pretrained(tmp / "tokenizer")
+        bars = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()
+        for split, frame in frames.items():
+            ds = datasets.Dataset.from_pandas(frame, preserve_index=False)
+            ds = ds.map(self._encode, batched=True, remove_columns=ds.column_names,
+                        fn_kwargs={"tokenizer": tokenizer})
+            ds.save_to_disk(str(tmp / split))
+        if bars:
+            datasets.enable_progress_bars()
+        meta = {"rows_read": rows_read, "rows": {s: len(f) for s, f in frames.items()}, "dropped": dropped,
+                "cleaning": self.cleaner.to_config()}
+        (tmp / DONE_MARKER).write_text(json.dumps(meta, indent=2))
+
+    def _encode(self, rows: dict, tokenizer) -> dict:
+        records = [dict(zip(self.fields, values)) for values in zip(*(rows[f] for f in self.fields))]
+        enc = encode_sources(tokenizer, records, self.source_template, self.truncate_column, self.max_source_length)
+        labels = tokenizer(text_target=rows["target"], truncation=True, max_length=self.max_target_length)
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+                "labels": labels["input_ids"], "references": [json.loads(r) for r in rows["references"]],
+                "source": rows["source"], "length": [len(ids) for ids in enc["input_ids"]]}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        import datasets
+        from transformers import AutoTokenizer
+
+        path = self.cache_path
+        if not (path / DONE_MARKER).is_file():
+            self.prepare_data()
+        self.meta = json.loads((path / DONE_MARKER).read_text())
+        self.cleaner = TextCleaner(**self.meta["cleaning"])
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"))
+        self.datasets = {s: datasets.load_from_disk(str(path / s)) for s in SPLITS if (path / s).is_dir()}
+        log.info("data: %s rows (train/validation/test), dropped by cleaning: %s",
+                 "/".join(str(self.meta["rows"].get(s, 0)) for s in SPLITS), self.meta["dropped"] or "none")
+
+    # ----------------------------------------------------------------- facts and loaders
+    @property
+    def main_metric(self) -> str:
+        return {"qa": "val/f1", "summarization": "val/rougeLsum", "classification": "val/acc"}[self.task]
+
+    def model_facts(self) -> dict:
+        """Run-time facts `train()` hands to the model."""
+        tok = self.tokenizer
+        return {"task": self.task, "tokenizer": tok, "vocab_size": len(tok), "pad_token_id": tok.pad_token_id,
+                "eos_token_id": tok.eos_token_id}
+
+    def report(self) -> dict:
+        out = {f"data/rows_read/{k}": v for k, v in self.meta["rows_read"].items()}
+        out.update({f"data/rows/{k}": v for k, v in self.meta["rows"].items()})
+        out.update({f"data/dropped/{k}": v for k, v in self.meta["dropped"].items()})
+        return out
+
+    def _collate(self, features: list[dict]) -> dict:
+        return pad_seq2seq(features, self.tokenizer.pad_token_id, self.pad_to_multiple_of)
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        if split not in self.datasets:
+            raise LitNlpError(f"no {split} split in the prepared data")
+        ds = self.datasets[split].remove_columns(["length"])
+        common = dict(collate_fn=self._collate, num_workers=self.num_workers, pin_memory=self.pin_memory,
+                      persistent_workers=self.num_workers > 0)
+        if train:
+            sampler = LengthGroupedSampler(self.datasets[split]["length"], self.batch_size, seed=self.seed,
+                                           group_by_length=self.group_by_length)
+            return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, **common)
+        return DataLoader(ds, batch_size=self.eval_batch_size, shuffle=False, **common)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validation", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)
+
+    def text_settings(self) -> dict:
+        """What predict needs to turn raw rows into model input exactly as in training."""
+        return {"task": "seq2seq", "seq2seq_task": self.task, "cleaning": self.cleaner.to_config(),
+                "source_template": self.source_template, "truncate_column": self.truncate_column,
+                "target_column": self.target_column, "max_source_length": self.max_source_length,
+                "max_target_length": self.max_target_length}
+
+    def state_dict(self) -> dict:
+        files = {p.name: p.read_text() for p in (self.cache_path / "tokenizer").iterdir() if p.is_file()}
+        return {"text_settings": self.text_settings(), "tokenizer_files": files}

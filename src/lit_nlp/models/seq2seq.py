@@ -1,0 +1,152 @@
+"""Text-to-text: any AutoModelForSeq2SeqLM (T5, Flan-T5, BART) trained on its own labels
+loss; validation and test generate with the configured settings and score the text
+(SQuAD exact match / F1, ROUGE, or label-word accuracy)."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from transformers import AutoModelForSeq2SeqLM
+
+from lit_nlp.errors import LitNlpError
+from lit_nlp.models.backbones import (
+    apply_finetune_strategy,
+    build_hf_model,
+    json_safe_config,
+    model_from_config_dict,
+    plain_config,
+)
+from lit_nlp.models.optim import param_groups, warmup_schedule
+from lit_nlp.models.text_metrics import RougeMetric, SquadMetric, TextAccuracy
+
+# T5's feed-forward activations exceed fp16's range (65,504): loss turns inf/NaN in fp16
+FP16_UNSAFE = ("t5", "mt5", "umt5", "longt5")
+METRICS = {"qa": SquadMetric, "summarization": RougeMetric, "classification": TextAccuracy}
+# forward() arguments of a seq2seq model; the batch also carries `references` and `source` text
+MODEL_KEYS = ("input_ids", "attention_mask", "labels")
+
+
+class Seq2SeqModule(L.LightningModule):
+    """Wraps a Hugging Face seq2seq LM.
+
+    backbone / optimizer / scheduler / finetune: as in ClassificationModule (freezing acts on
+    the encoder). generation: `generate()` settings (num_beams, max_new_tokens, ...), used in
+    validation, test, predict and saved in the export. task: qa | summarization |
+    classification (from the data module) picks the metrics. val_generate_batches: how many
+    validation batches to generate for (null: all); the loss always covers all of them.
+    tokenizer: handed in by `train()` to decode generations; not a hyperparameter.
+    """
+
+    def __init__(
+        self,
+        backbone: dict,
+        optimizer: dict,
+        scheduler: dict,
+        generation: dict,
+        task: str = "qa",
+        val_generate_batches: int | None = None,
+        finetune: str = "full",
+        num_frozen_layers: int = 0,
+        vocab_size: int | None = None,
+        pad_token_id: int | None = None,
+        eos_token_id: int | None = None,
+        trust_remote_code: bool = False,
+        allow_fp16: bool = False,
+        hf_config: dict | None = None,
+        tokenizer=None,
+    ):
+        super().__init__()
+        backbone, optimizer, scheduler, generation = map(plain_config, (backbone, optimizer, scheduler, generation))
+        if task not in METRICS:
+            raise LitNlpError(f"task must be one of {', '.join(METRICS)}, got {task!r}")
+        if hf_config is None:
+            facts = {}
+            if backbone.get("config"):
+                # random init: vocabulary and special ids from the tokenizer trained on the data;
+                # T5 starts decoding from the pad token
+                facts = {"vocab_size": vocab_size, "pad_token_id": pad_token_id, "eos_token_id": eos_token_id,
+                         "decoder_start_token_id": pad_token_id}
+            self.model = build_hf_model(AutoModelForSeq2SeqLM, backbone.get("pretrained"), backbone.get("config"),
+                                        trust_remote_code, **facts)
+            hf_config = self.model.config.to_dict()
+        else:
+            self.model = model_from_config_dict(AutoModelForSeq2SeqLM, hf_config)
+        for key, value in generation.items():
+            setattr(self.model.generation_config, key, value)
+        apply_finetune_strategy(self.model, finetune, num_frozen_layers, encoder=self.model.get_encoder())
+        self.model.train()  # from_pretrained returns eval mode; Lightning keeps submodule modes
+        self.tokenizer = tokenizer
+        self.save_hyperparameters({
+            "backbone": backbone, "optimizer": optimizer, "scheduler": scheduler, "generation": generation,
+            "task": task, "val_generate_batches": val_generate_batches, "finetune": finetune,
+            "num_frozen_layers": num_frozen_layers, "vocab_size": vocab_size, "pad_token_id": pad_token_id,
+            "eos_token_id": eos_token_id, "trust_remote_code": trust_remote_code, "allow_fp16": allow_fp16,
+            "hf_config": json_safe_config(hf_config),
+        })
+        self.val_metric = METRICS[task]()
+        self.test_metric = METRICS[task]()
+        # the first batch's (source, reference, prediction) per stage, for the samples callback
+        self.examples: dict[str, list[tuple[str, str, str]]] = {}
+
+    def setup(self, stage: str) -> None:
+        precision = str(self.trainer.precision)
+        model_type = self.model.config.model_type
+        if precision.startswith("16") and model_type in FP16_UNSAFE and not self.hparams.allow_fp16:
+            raise LitNlpError(f"trainer.precision={precision} with {model_type}: T5 overflows in fp16 (NaN loss); "
+                              "use trainer.precision=bf16-mixed (or 32-true), or force it with model.allow_fp16=true")
+        if self.tokenizer is None and stage != "predict":
+            raise LitNlpError("Seq2SeqModule needs the tokenizer to decode generations; train() passes it")
+
+    def _inputs(self, batch: dict) -> dict:
+        return {k: batch[k] for k in MODEL_KEYS if k in batch}
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.model(**self._inputs(batch)).loss
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True,
+                 batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    @torch.no_grad()
+    def generate_text(self, batch: dict) -> list[str]:
+        out = self.model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                  generation_config=self.model.generation_config)
+        return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+    def _eval_step(self, batch: dict, batch_idx: int, stage: str) -> None:
+        loss = self.model(**self._inputs(batch)).loss
+        self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=batch["input_ids"].shape[0])
+        limit = self.hparams.val_generate_batches if stage == "val" else None
+        if limit is not None and batch_idx >= limit:
+            return
+        predictions = self.generate_text(batch)
+        getattr(self, f"{stage}_metric").update(predictions, batch["references"])
+        if batch_idx == 0:
+            self.examples[stage] = list(zip(batch["source"], (r[0] for r in batch["references"]), predictions))[:8]
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        metric = getattr(self, f"{stage}_metric")
+        if metric.update_called:
+            values = metric.compute()
+            values = values if isinstance(values, dict) else {"acc": values}
+            self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, prog_bar=(stage == "val"))
+        metric.reset()
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, batch_idx, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, batch_idx, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def configure_optimizers(self):
+        opt_cfg = dict(self.hparams.optimizer)
+        weight_decay = opt_cfg.pop("weight_decay", 0.0)
+        optimizer = instantiate(opt_cfg, _partial_=True)(param_groups(self.model, weight_decay))
+        scheduler = warmup_schedule(optimizer, self.trainer.estimated_stepping_batches, **self.hparams.scheduler)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
