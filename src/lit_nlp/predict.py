@@ -12,12 +12,13 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from lit_nlp.callbacks.export import SETTINGS_FILE
 from lit_nlp.data.classification import pad_batch, tokenize
 from lit_nlp.data.cleaning import TextCleaner
 from lit_nlp.data.io import read_table, require_columns
+from lit_nlp.data.seq2seq import encode_sources, pad_seq2seq, template_fields
 from lit_nlp.errors import LitNlpError
 
 
@@ -63,14 +64,64 @@ class Predictor:
         return results
 
 
-def _from_export(path: Path, device: str) -> Predictor:
+class Seq2SeqPredictor:
+    """A seq2seq model with its template, cleaning and generation settings (the model's
+    generation_config, as saved by training)."""
+
+    def __init__(self, model, tokenizer, settings: dict, device: str = "auto"):
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.cleaner = TextCleaner(**settings["cleaning"])
+        self.fields = template_fields(settings["source_template"])
+
+    @torch.inference_mode()
+    def predict_rows(self, rows: list[dict], batch_size: int = 16, whole_source: bool = False) -> list[dict]:
+        """Each row holds the template's columns (or, with `whole_source`, a finished source
+        under "source"); returns the rows with a `prediction`."""
+        template, truncate = self.settings["source_template"], self.settings["truncate_column"]
+        fields = self.fields
+        if whole_source:
+            template, truncate, fields = "{source}", None, ["source"]
+        cleaned = [{f: self.cleaner(str(row[f])) for f in fields} for row in rows]
+        predictions = []
+        for start in range(0, len(rows), batch_size):
+            chunk = cleaned[start:start + batch_size]
+            enc = encode_sources(self.tokenizer, chunk, template, truncate, self.settings["max_source_length"])
+            batch = pad_seq2seq([{"input_ids": i, "attention_mask": m}
+                                 for i, m in zip(enc["input_ids"], enc["attention_mask"])], self.tokenizer.pad_token_id)
+            out = self.model.generate(**{k: v.to(self.device) for k, v in batch.items()},
+                                      generation_config=self.model.generation_config)
+            predictions += [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+        return [{**row, "prediction": p} for row, p in zip(rows, predictions)]
+
+    def predict(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 16) -> list[dict]:
+        """`text=` input: fills a one-column template (summarize: {document}); with a template of
+        several columns the text is taken as the whole source, as the template would write it."""
+        if len(self.fields) == 1:
+            rows = self.predict_rows([{self.fields[0]: t} for t in texts], batch_size)
+        else:
+            rows = self.predict_rows([{"source": t} for t in texts], batch_size, whole_source=True)
+        return [{"text": t, "prediction": r["prediction"]} for t, r in zip(texts, rows)]
+
+
+def _predictor_class(settings: dict):
+    return Seq2SeqPredictor if settings.get("task") == "seq2seq" else Predictor
+
+
+def _from_export(path: Path, device: str):
     settings = json.loads((path / SETTINGS_FILE).read_text())
-    model = AutoModelForSequenceClassification.from_pretrained(path)
-    return Predictor(model, AutoTokenizer.from_pretrained(path), settings, device)
+    auto = AutoModelForSeq2SeqLM if settings.get("task") == "seq2seq" else AutoModelForSequenceClassification
+    model = auto.from_pretrained(path)
+    return _predictor_class(settings)(model, AutoTokenizer.from_pretrained(path), settings, device)
 
 
-def _from_checkpoint(path: Path, device: str) -> Predictor:
+def _from_checkpoint(path: Path, device: str):
     from lit_nlp.models.classification import ClassificationModule
+    from lit_nlp.models.seq2seq import Seq2SeqModule
 
     try:
         # weights_only: a checkpoint cannot run code while loading
@@ -80,13 +131,15 @@ def _from_checkpoint(path: Path, device: str) -> Predictor:
     state = next((v for v in ckpt.values() if isinstance(v, dict) and "tokenizer_files" in v), None)
     if state is None or "hyper_parameters" not in ckpt:
         raise LitNlpError(f"{path} is not a lit_nlp checkpoint (no data module state)")
-    module = ClassificationModule(**ckpt["hyper_parameters"])
+    settings = state["text_settings"]
+    module_class = Seq2SeqModule if settings.get("task") == "seq2seq" else ClassificationModule
+    module = module_class(**ckpt["hyper_parameters"])
     module.load_state_dict(ckpt["state_dict"])
     with tempfile.TemporaryDirectory() as tmp:
         for name, text in state["tokenizer_files"].items():
             (Path(tmp) / name).write_text(text)
         tokenizer = AutoTokenizer.from_pretrained(tmp)
-    return Predictor(module.model, tokenizer, state["text_settings"], device)
+    return _predictor_class(settings)(module.model, tokenizer, settings, device)
 
 
 def find_checkpoint(run_dir: Path) -> Path | None:
@@ -98,7 +151,7 @@ def find_checkpoint(run_dir: Path) -> Path | None:
     return ckpts / "last.ckpt" if (ckpts / "last.ckpt").is_file() else None
 
 
-def load_predictor(model_path: str | Path, device: str = "auto") -> Predictor:
+def load_predictor(model_path: str | Path, device: str = "auto") -> Predictor | Seq2SeqPredictor:
     """`model_path`: an export folder, a run dir (its export, else its best checkpoint) or a .ckpt."""
     path = Path(model_path).expanduser()
     if not path.exists():
@@ -119,7 +172,8 @@ def load_predictor(model_path: str | Path, device: str = "auto") -> Predictor:
 
 
 def write_predictions(results: list[dict], output: str | Path) -> Path:
-    """csv (one prob_<label> column per class) or jsonl (a `probabilities` object)."""
+    """csv (one prob_<label> column per class) or jsonl (a `probabilities` object); seq2seq
+    rows carry their input columns and `prediction`."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix == ".jsonl":
@@ -128,7 +182,7 @@ def write_predictions(results: list[dict], output: str | Path) -> Path:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     elif output.suffix == ".csv":
         flat = [{**{k: v for k, v in r.items() if k != "probabilities"},
-                 **{f"prob_{n}": p for n, p in r["probabilities"].items()}} for r in results]
+                 **{f"prob_{n}": p for n, p in r.get("probabilities", {}).items()}} for r in results]
         with open(output, "w", encoding="utf-8", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(flat[0]))
             writer.writeheader()
@@ -141,9 +195,9 @@ def write_predictions(results: list[dict], output: str | Path) -> Path:
 # ---------------------------------------------------------------------------- command line
 OPTIONS = {
     "model_path": "run dir, .ckpt or export dir (required)",
-    "text": "a text to classify; repeat text=... for several, or give a JSON list",
+    "text": "a text to classify (or, for seq2seq, the source); repeat text=... or give a JSON list",
     "text_pair": "the second text of a pair task (with one text=)",
-    "input": "a csv/tsv/jsonl/json/parquet file of texts",
+    "input": "a csv/tsv/jsonl/json/parquet file of texts (seq2seq: with the template's columns)",
     "text_column": "the input's text column (default: the training config's)",
     "text_pair_column": "the input's second text column, for pair tasks",
     "output": "write predictions to this .csv or .jsonl (default: print them)",
@@ -183,15 +237,21 @@ def run(argv: list[str]) -> list[dict]:
     transformers.utils.logging.disable_progress_bar()  # per-file "Loading weights" bars
     predictor = load_predictor(args["model_path"], args.get("device", "auto"))
     pairs = None
+    rows = None
     if "input" in args:
-        text_column = args.get("text_column") or predictor.settings.get("text_column") or "text"
-        pair_column = args.get("text_pair_column") or predictor.settings.get("text_pair_column")
         frame = read_table(args["input"])
-        require_columns(frame, {"text_column": text_column, "text_pair_column": pair_column}, args["input"],
-                        hint="set text_column=<column>")
-        texts = frame[text_column].fillna("").astype(str).tolist()
-        if pair_column:
-            pairs = frame[pair_column].fillna("").astype(str).tolist()
+        if isinstance(predictor, Seq2SeqPredictor):
+            require_columns(frame, {f"source_template field '{f}'": f for f in predictor.fields}, args["input"],
+                            hint=f"the model's template is {predictor.settings['source_template']!r}")
+            rows = frame.to_dict("records")
+        else:
+            text_column = args.get("text_column") or predictor.settings.get("text_column") or "text"
+            pair_column = args.get("text_pair_column") or predictor.settings.get("text_pair_column")
+            require_columns(frame, {"text_column": text_column, "text_pair_column": pair_column}, args["input"],
+                            hint="set text_column=<column>")
+            texts = frame[text_column].fillna("").astype(str).tolist()
+            if pair_column:
+                pairs = frame[pair_column].fillna("").astype(str).tolist()
     else:
         texts = args["text"]
         if "text_pair" in args:
@@ -202,10 +262,16 @@ def run(argv: list[str]) -> list[dict]:
         batch_size = int(args.get("batch_size", 32))
     except ValueError:
         raise LitNlpError(f"batch_size must be a whole number, got {args['batch_size']!r}") from None
-    results = predictor.predict(texts, pairs, batch_size=batch_size)
+    if rows is not None:
+        results = predictor.predict_rows(rows, batch_size=batch_size)
+    else:
+        results = predictor.predict(texts, pairs, batch_size=batch_size)
     if "output" in args:
         path = write_predictions(results, args["output"])
         print(f"wrote {len(results)} predictions to {path}", file=sys.stderr)
+    elif isinstance(predictor, Seq2SeqPredictor):
+        for row in results:
+            print(row["prediction"])
     else:
         for row in results:
             print(f"{row['label']}\t{row['score']:.4f}\t{row['text']}")
