@@ -120,7 +120,10 @@ class Seq2SeqModule(L.LightningModule):
         if limit is not None and batch_idx >= limit:
             return
         predictions = self.generate_text(batch)
-        getattr(self, f"{stage}_metric").update(predictions, batch["references"])
+        references = batch["references"]
+        if self.hparams.task != "qa":  # only QA scores against several gold answers
+            references = [refs[0] for refs in references]
+        getattr(self, f"{stage}_metric").update(predictions, references)
         if batch_idx == 0:
             self.examples[stage] = list(zip(batch["source"], (r[0] for r in batch["references"]), predictions))[:8]
 
