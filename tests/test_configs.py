@@ -20,9 +20,13 @@ HYDRA_KEYS = {"_target_", "_recursive_", "_partial_", "_convert_", "_args_"}
 # arguments train() (or the module itself) hands over at build time, by config path
 RUNTIME_ARGS = {
     "data": {"tokenizer"},
-    "model": {"label_names", "vocab_size", "pad_token_id"},
     "model.optimizer": {"params"},  # completed with parameter groups in configure_optimizers
     "trainer": {"callbacks", "logger"},
+}
+# what each task's data module hands its model (model_facts()), by the model's target
+MODEL_FACTS = {
+    "lit_nlp.models.classification.ClassificationModule": {"label_names", "vocab_size", "pad_token_id"},
+    "lit_nlp.models.seq2seq.Seq2SeqModule": {"task", "tokenizer", "vocab_size", "pad_token_id", "eos_token_id"},
 }
 # groups whose options are plain files under conf/<group>/; hydra/ is Hydra's own and skipped
 GROUPS = ["data", "data/cleaning", "tokenizer", "model", "callbacks", "logger", "trainer", "paths",
@@ -30,6 +34,10 @@ GROUPS = ["data", "data/cleaning", "tokenizer", "model", "callbacks", "logger", 
 # configs that need the hub to build or train: composed and signature-checked only
 HUB_OVERRIDES = [["model=bert_base"], ["model=distilbert"], ["data=sst2"], ["experiment=sst2_distilbert"],
                  ["data=sst2", "model=distilbert"]]
+
+
+# options that only compose with a seq2seq data config
+SEQ2SEQ_ONLY = {("model", "t5_small"), ("model", "flan_t5_base"), ("model", "t5_tiny"), ("tokenizer", "bpe")}
 
 
 def options(group: str) -> list[str]:
@@ -53,6 +61,8 @@ def compose_option(group: str, option: str, run_dir: Path, train_file: Path):
     """Compose train.yaml with `<group>=<option>`, adding data.train_file where the option
     leaves it mandatory (csv, tsv, jsonl, parquet)."""
     overrides = [f"{group}={option}"]
+    if (group, option) in SEQ2SEQ_ONLY:  # their configs read data.max_source_length / max_target_length
+        overrides.append("data=seq2seq_jsonl")
     cfg = compose_cfg(overrides, run_dir)
     if OmegaConf.is_missing(cfg.data, "train_file"):
         cfg = compose_cfg(overrides + [f"data.train_file={train_file}"], run_dir)
@@ -93,7 +103,7 @@ def signature_problems(cfg) -> list[str]:
             params = inspect.signature(_target(node["_target_"])).parameters
             takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
             keys = set(node) - HYDRA_KEYS
-            runtime = RUNTIME_ARGS.get(path, set())
+            runtime = RUNTIME_ARGS.get(path) or (MODEL_FACTS.get(node["_target_"], set()) if path == "model" else set())
             if not takes_any:
                 problems.extend(f"{path}.{k}: not a parameter of {node['_target_']}"
                                 for k in sorted(keys - set(params)))
@@ -167,7 +177,8 @@ def test_defaults_are_offline_minilm_on_demo(tmp_path):
     assert cfg.tokenizer.name_or_path == cfg.model.backbone.pretrained
     assert Path(cfg.data.train_file).is_file()
     assert cfg.data.seed == cfg.seed == 42
-    assert cfg.monitor == "val/acc" and cfg.monitor_mode == "max"
+    # null: train() takes the task's main metric from the data module (val/acc here)
+    assert cfg.monitor is None and cfg.monitor_mode == "max"
 
 
 @pytest.mark.parametrize("option,fmt", [("csv", "csv"), ("tsv", "tsv"), ("jsonl", "jsonl"), ("parquet", "parquet")])
@@ -243,7 +254,8 @@ def test_monitor_interpolates(tmp_path):
 
 def test_callbacks_options(tmp_path):
     default = compose_cfg(["callbacks=default"], tmp_path / "run").callbacks
-    assert set(default) == {"model_checkpoint", "epoch_seed", "throughput", "confusion_matrix", "export"}
+    assert set(default) == {"model_checkpoint", "epoch_seed", "throughput", "confusion_matrix", "export",
+                            "generation_samples", "nan_guard"}
     assert default.model_checkpoint.dirpath == str(tmp_path / "run" / "checkpoints")
     assert default.export.directory == str(tmp_path / "run" / "export")
     early = compose_cfg(["callbacks=early_stopping", "callbacks.early_stopping.patience=2"], tmp_path / "run").callbacks
@@ -350,7 +362,7 @@ def test_tiny_models_instantiate_with_their_data(model, layer_key, tmp_path, sma
 def test_callbacks_instantiate(option, tmp_path):
     from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
-    cfg = compose_cfg([f"callbacks={option}"], tmp_path / "run")
+    cfg = compose_cfg([f"callbacks={option}", "monitor=val/acc"], tmp_path / "run")
     callbacks = {name: instantiate(c) for name, c in cfg.callbacks.items()}
     assert all(isinstance(c, Callback) for c in callbacks.values())
     checkpoint = callbacks["model_checkpoint"]

@@ -18,11 +18,15 @@ class NaNGuard(L.Callback):
         self.check_every_n_steps = check_every_n_steps
         self._first_bad: torch.Tensor | None = None
 
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx) -> None:
+        # the step this batch's loss belongs to (global_step counts the optimizer step after it)
+        self._step = trainer.global_step
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is None:
             return
-        step = torch.tensor(trainer.global_step, device=loss.device)
+        step = torch.tensor(self._step, device=loss.device)
         if self._first_bad is None or self._first_bad.device != loss.device:
             self._first_bad = torch.tensor(-1, device=loss.device)
         bad = ~torch.isfinite(loss.detach())
