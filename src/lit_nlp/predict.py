@@ -22,13 +22,15 @@ from lit_nlp.data.seq2seq import encode_sources, pad_seq2seq, template_fields
 from lit_nlp.errors import LitNlpError
 
 
+def _device(device: str) -> torch.device:
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+
+
 class Predictor:
     """A model, its tokenizer and its text settings (cleaning, max length, labels)."""
 
     def __init__(self, model, tokenizer, settings: dict, device: str = "auto"):
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = _device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.settings = settings
@@ -69,9 +71,7 @@ class Seq2SeqPredictor:
     generation_config, as saved by training)."""
 
     def __init__(self, model, tokenizer, settings: dict, device: str = "auto"):
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = _device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.settings = settings

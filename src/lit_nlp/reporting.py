@@ -23,22 +23,23 @@ def write_metrics(metrics: dict, run_dir: Path) -> Path:
     return path
 
 
+def flatten(node: dict, prefix: str = "") -> dict:
+    """Nested dicts as flat `a.b.c` keys (lists stay values)."""
+    out = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def flat_hparams(cfg: DictConfig) -> dict:
     """The resolved config as flat `a.b.c` keys with scalar values (lists become text)."""
-    out = {}
-
-    def walk(node, prefix):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, f"{prefix}{key}.")
-        else:
-            value = node if isinstance(node, (int, float, str, bool)) or node is None else str(node)
-            out[prefix[:-1]] = "null" if value is None else value
-
     container = OmegaConf.to_container(cfg, resolve=True)
     container.pop("paths", None)  # machine-specific, not a hyperparameter
-    walk(container, "")
-    return out
+    return {k: "null" if v is None else v if isinstance(v, (int, float, str, bool)) else str(v)
+            for k, v in flatten(container).items()}
 
 
 def log_final_hparams(loggers, cfg: DictConfig, metrics: dict, step: int) -> None:

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from lit_nlp.callbacks import Throughput
 from lit_nlp.errors import LitNlpError
 from lit_nlp.models.backbones import count_parameters
-from lit_nlp.reporting import log_final_hparams, print_summary, write_metrics
+from lit_nlp.reporting import flatten, log_final_hparams, print_summary, write_metrics
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +46,7 @@ def resume_argv(argv: list[str]) -> list[str]:
 
 
 def _leaves(cfg: DictConfig) -> dict[str, object]:
-    out = {}
-
-    def walk(node, prefix):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, f"{prefix}{key}.")
-        else:
-            out[prefix[:-1]] = node
-
-    walk(OmegaConf.to_container(cfg, resolve=False), "")
-    return out
+    return flatten(OmegaConf.to_container(cfg, resolve=False))
 
 
 def _prepare_run_dir(cfg: DictConfig, run_dir: Path) -> Path | None:

@@ -45,3 +45,16 @@ def build_once(path: Path, build: Callable[[Path], None]) -> None:
         build(tmp)
         shutil.rmtree(path, ignore_errors=True)
         tmp.rename(path)
+
+
+def data_report(meta: dict) -> dict:
+    """Row counts read and kept and rows dropped by cleaning, flat, for metrics.json."""
+    out = {f"data/rows_read/{k}": v for k, v in meta["rows_read"].items()}
+    out.update({f"data/rows/{k}": v for k, v in meta["rows"].items()})
+    out.update({f"data/dropped/{k}": v for k, v in meta["dropped"].items()})
+    return out
+
+
+def tokenizer_files(folder: Path) -> dict[str, str]:
+    """A saved tokenizer's files as text, for checkpoints that must predict on their own."""
+    return {p.name: p.read_text() for p in Path(folder).iterdir() if p.is_file()}

@@ -18,10 +18,10 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from lit_nlp.data.cache import DONE_MARKER, build_once, cache_key, fingerprint
+from lit_nlp.data.cache import DONE_MARKER, build_once, cache_key, data_report, fingerprint, tokenizer_files
 from lit_nlp.data.cleaning import TextCleaner, drop_rows
 from lit_nlp.data.io import read_table, require_columns
-from lit_nlp.data.sampler import LengthGroupedSampler
+from lit_nlp.data.sampler import make_loader
 from lit_nlp.data.splits import stratified_fold, stratified_split
 from lit_nlp.data.tokenizers import lowercases
 from lit_nlp.errors import LitNlpError, raise_if_any
@@ -372,28 +372,16 @@ class ClassificationDataModule(L.LightningDataModule):
                 "pad_token_id": self.tokenizer.pad_token_id}
 
     def report(self) -> dict:
-        """Row counts and drops, flat, for metrics.json."""
-        out = {f"data/rows_read/{k}": v for k, v in self.meta["rows_read"].items()}
-        out.update({f"data/rows/{k}": v for k, v in self.meta["rows"].items()})
-        out.update({f"data/dropped/{k}": v for k, v in self.meta["dropped"].items()})
-        return out
+        return data_report(self.meta)
 
-    # ----------------------------------------------------------------- loaders
     def _collate(self, features: list[dict]) -> dict:
         return pad_batch(features, self.tokenizer.pad_token_id, self.pad_to_multiple_of)
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         if split not in self.datasets:
             raise LitNlpError(f"no {split} split in the prepared data")
-        ds = self.datasets[split].remove_columns(["length"])
-        common = dict(collate_fn=self._collate, num_workers=self.num_workers, pin_memory=self.pin_memory,
-                      persistent_workers=self.num_workers > 0)
-        if train:
-            lengths = self.datasets[split]["length"]
-            sampler = LengthGroupedSampler(lengths, self.batch_size, seed=self.seed,
-                                           group_by_length=self.group_by_length)
-            return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, **common)
-        return DataLoader(ds, batch_size=self.eval_batch_size, shuffle=False, **common)
+        return make_loader(self.datasets[split], self._collate, self.batch_size if train else self.eval_batch_size,
+                           train, self.seed, self.group_by_length, self.num_workers, self.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)
@@ -418,5 +406,4 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def state_dict(self) -> dict:
         # saved in every checkpoint, so a lone .ckpt can predict: text settings + tokenizer files
-        files = {p.name: p.read_text() for p in (self.cache_path / "tokenizer").iterdir() if p.is_file()}
-        return {"text_settings": self.text_settings(), "tokenizer_files": files}
+        return {"text_settings": self.text_settings(), "tokenizer_files": tokenizer_files(self.cache_path / "tokenizer")}

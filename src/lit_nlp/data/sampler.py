@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterator, Sequence
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Sampler
 
 
 class LengthGroupedSampler(Sampler[int]):
@@ -74,3 +74,16 @@ class LengthGroupedSampler(Sampler[int]):
         if self.num_replicas == 1:
             return len(self.lengths)
         return sum(len(b) for b in self.batches())
+
+
+def make_loader(dataset, collate_fn, batch_size: int, train: bool, seed: int = 0, group_by_length: bool = True,
+                num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over a tokenized split with a `length` column: length-grouped shuffled
+    batches for training, the split's order for evaluation."""
+    common = dict(collate_fn=collate_fn, num_workers=num_workers, pin_memory=pin_memory,
+                  persistent_workers=num_workers > 0)
+    rows = dataset.remove_columns(["length"])
+    if train:
+        sampler = LengthGroupedSampler(dataset["length"], batch_size, seed=seed, group_by_length=group_by_length)
+        return DataLoader(rows, batch_size=batch_size, sampler=sampler, **common)
+    return DataLoader(rows, batch_size=batch_size, shuffle=False, **common)

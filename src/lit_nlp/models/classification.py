@@ -7,7 +7,6 @@ import inspect
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
@@ -25,7 +24,7 @@ from lit_nlp.models.backbones import (
     model_from_config_dict,
     plain_config,
 )
-from lit_nlp.models.optim import param_groups, warmup_schedule
+from lit_nlp.models.optim import build_optimization
 
 
 class ClassificationModule(L.LightningModule):
@@ -148,9 +147,5 @@ class ClassificationModule(L.LightningModule):
         return self(batch).float().softmax(-1)
 
     def configure_optimizers(self):
-        opt_cfg = dict(self.hparams.optimizer)
-        weight_decay = opt_cfg.pop("weight_decay", 0.0)
-        optimizer = instantiate(opt_cfg, _partial_=True)(param_groups(self.model, weight_decay))
-        scheduler = warmup_schedule(optimizer, self.trainer.estimated_stepping_batches, **self.hparams.scheduler)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
+        return build_optimization(self.model, self.hparams.optimizer, self.hparams.scheduler,
+                                  self.trainer.estimated_stepping_batches)

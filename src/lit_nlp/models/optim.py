@@ -42,3 +42,15 @@ def warmup_schedule(optimizer: torch.optim.Optimizer, num_training_steps: int, n
         return 1.0 - progress if name == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return LambdaLR(optimizer, factor)
+
+
+def build_optimization(model: nn.Module, optimizer: dict, scheduler: dict, num_training_steps: int) -> dict:
+    """What `configure_optimizers` returns: the configured optimizer (`_target_`, e.g. AdamW
+    or Adafactor) over `param_groups`, stepped by `warmup_schedule` every step."""
+    from hydra.utils import instantiate
+
+    optimizer = dict(optimizer)
+    weight_decay = optimizer.pop("weight_decay", 0.0)
+    built = instantiate(optimizer, _partial_=True)(param_groups(model, weight_decay))
+    schedule = warmup_schedule(built, num_training_steps, **scheduler)
+    return {"optimizer": built, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 from transformers import AutoModelForSeq2SeqLM
 
 from lit_nlp.errors import LitNlpError
@@ -17,7 +16,7 @@ from lit_nlp.models.backbones import (
     model_from_config_dict,
     plain_config,
 )
-from lit_nlp.models.optim import param_groups, warmup_schedule
+from lit_nlp.models.optim import build_optimization
 from lit_nlp.models.text_metrics import RougeMetric, SquadMetric, TextAccuracy
 
 # T5's feed-forward activations exceed fp16's range (65,504): loss turns inf/NaN in fp16
@@ -148,8 +147,5 @@ class Seq2SeqModule(L.LightningModule):
         self._eval_epoch_end("test")
 
     def configure_optimizers(self):
-        opt_cfg = dict(self.hparams.optimizer)
-        weight_decay = opt_cfg.pop("weight_decay", 0.0)
-        optimizer = instantiate(opt_cfg, _partial_=True)(param_groups(self.model, weight_decay))
-        scheduler = warmup_schedule(optimizer, self.trainer.estimated_stepping_batches, **self.hparams.scheduler)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return build_optimization(self.model, self.hparams.optimizer, self.hparams.scheduler,
+                                  self.trainer.estimated_stepping_batches)
