@@ -5,8 +5,6 @@ root only hands Hydra's config to this function; tests call it directly."""
 from __future__ import annotations
 
 import logging
-import os
-import sys
 from pathlib import Path
 
 import lightning as L

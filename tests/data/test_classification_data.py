@@ -3,11 +3,9 @@ from the data (no hub), and its one-line errors; plus the CLI's exit on a missin
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest

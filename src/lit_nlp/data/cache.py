@@ -27,6 +27,11 @@ def fingerprint(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def file_fingerprints(files: dict) -> dict:
+    """{split: (absolute path, content hash)} of the given files, for a cache key."""
+    return {k: (str(Path(v).resolve()), fingerprint(v)) if v and Path(v).is_file() else v for k, v in files.items()}
+
+
 def cache_key(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -58,3 +63,36 @@ def data_report(meta: dict) -> dict:
 def tokenizer_files(folder: Path) -> dict[str, str]:
     """A saved tokenizer's files as text, for checkpoints that must predict on their own."""
     return {p.name: p.read_text() for p in Path(folder).iterdir() if p.is_file()}
+
+
+def write_splits(tmp: Path, tokenizer, frames: dict, encode: Callable[..., dict], meta: dict) -> None:
+    """The cache layout: tokenizer/, one tokenized `datasets` folder per split (rows encoded by
+    `encode(rows, tokenizer=...)`, batched), `<split>.jsonl` with the cleaned rows (to see what
+    cleaning did), and DONE_MARKER (meta) written last."""
+    import datasets
+
+    tokenizer.save_pretrained(tmp / "tokenizer")
+    # per-call progress bars of datasets (map, save) say nothing useful at this size
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        for split, frame in frames.items():
+            ds = datasets.Dataset.from_pandas(frame, preserve_index=False)
+            ds = ds.map(encode, batched=True, remove_columns=ds.column_names, fn_kwargs={"tokenizer": tokenizer})
+            ds.save_to_disk(str(tmp / split))
+            frame.to_json(tmp / f"{split}.jsonl", orient="records", lines=True, force_ascii=False)
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+    (tmp / DONE_MARKER).write_text(json.dumps(meta, indent=2))
+
+
+def load_splits(path: Path, splits: tuple[str, ...]) -> tuple[dict, object, dict]:
+    """(meta, tokenizer, {split: dataset}) of a finished cache."""
+    import datasets
+    from transformers import AutoTokenizer
+
+    meta = json.loads((path / DONE_MARKER).read_text())
+    tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"))
+    loaded = {s: datasets.load_from_disk(str(path / s)) for s in splits if (path / s).is_dir()}
+    return meta, tokenizer, loaded

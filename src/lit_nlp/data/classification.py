@@ -7,7 +7,6 @@ so a second run with the same settings only loads. `setup` loads the cache (ever
 
 from __future__ import annotations
 
-import json
 import logging
 from importlib import resources
 from pathlib import Path
@@ -18,12 +17,21 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from lit_nlp.data.cache import DONE_MARKER, build_once, cache_key, data_report, fingerprint, tokenizer_files
+from lit_nlp.data.cache import (
+    DONE_MARKER,
+    build_once,
+    cache_key,
+    data_report,
+    file_fingerprints,
+    load_splits,
+    tokenizer_files,
+    write_splits,
+)
 from lit_nlp.data.cleaning import TextCleaner, drop_rows
-from lit_nlp.data.io import read_table, require_columns
+from lit_nlp.data.io import load_hub_frames, read_table, require_columns
 from lit_nlp.data.sampler import make_loader
-from lit_nlp.data.splits import stratified_fold, stratified_split
-from lit_nlp.data.tokenizers import lowercases
+from lit_nlp.data.splits import carve_splits
+from lit_nlp.data.tokenizers import tokenizer_before_data
 from lit_nlp.errors import LitNlpError, raise_if_any
 
 log = logging.getLogger(__name__)
@@ -144,10 +152,8 @@ class ClassificationDataModule(L.LightningDataModule):
         raise_if_any(problems)
 
     def _cache_key(self) -> str:
-        files = {k: (str(Path(v).resolve()), fingerprint(v)) if v and Path(v).is_file() else v
-                 for k, v in self.files.items()}
         settings = {
-            "version": CACHE_VERSION, "files": files, "format": self.format, "encoding": self.encoding,
+            "version": CACHE_VERSION, "files": file_fingerprints(self.files), "format": self.format, "encoding": self.encoding,
             "quoting": self.quoting, "hub": [self.hub_dataset, self.hub_subset, self.hub_splits],
             "columns": [self.text_column, self.text_pair_column, self.label_column],
             "label_names": self.label_names, "cleaning": self.cleaner.to_config(),
@@ -170,19 +176,9 @@ class ClassificationDataModule(L.LightningDataModule):
                    "label_column": self.label_column}
         frames = {}
         if self.hub_dataset:
-            import datasets
-
-            try:
-                hub = datasets.load_dataset(self.hub_dataset, self.hub_subset)
-            except Exception as err:  # network, unknown name: many exception types, one message
-                raise LitNlpError(f"cannot load hub dataset {self.hub_dataset}/{self.hub_subset}: "
-                                  f"{str(err).splitlines()[0]}; without hub access use local files "
-                                  "(data=csv data.train_file=...)") from None
-            for split, hub_split in self.hub_splits.items():
-                if hub_split:
-                    frame = hub[hub_split].to_pandas()
-                    require_columns(frame, columns, f"hub {self.hub_dataset} split {hub_split}")
-                    frames[split] = frame
+            frames = load_hub_frames(self.hub_dataset, self.hub_subset, self.hub_splits)
+            for split, frame in frames.items():
+                require_columns(frame, columns, f"hub {self.hub_dataset} split {self.hub_splits[split]}")
         else:
             for split, path in self.files.items():
                 if path:
@@ -251,76 +247,33 @@ class ClassificationDataModule(L.LightningDataModule):
                 continue
             frame["label"] = labels.map(index)
         raise_if_any(problems)
-        for split, frame in frames.items():
-            missing = set(range(len(names))) - set(frame["label"])
-            if split == "train" and missing:
-                raise LitNlpError(f"{self._source_name('train')}: labels {[names[i] for i in sorted(missing)]} "
-                                  "from data.label_names never occur in training data")
+        missing = set(range(len(names))) - set(frames["train"]["label"])
+        if missing:
+            raise LitNlpError(f"{self._source_name('train')}: labels {[names[i] for i in sorted(missing)]} "
+                              "from data.label_names never occur in training data")
         return names
-
-    def _split(self, frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-        train = frames["train"]
-        test_carved = "test" not in frames and self.test_ratio > 0
-        if test_carved:
-            rest, test = stratified_split(train["label"], [1 - self.test_ratio, self.test_ratio], self.seed)
-            frames["test"], train = train.iloc[test], train.iloc[rest]
-        if self.num_folds:
-            if "validation" in frames:  # folds are drawn from all labelled non-test rows
-                train = pd.concat([train, frames["validation"]], ignore_index=True)
-            rest, val = stratified_fold(train["label"], self.num_folds, self.fold, self.seed)
-            frames["validation"], train = train.iloc[val], train.iloc[rest]
-        elif "validation" not in frames:
-            # val_ratio is a share of all rows, so rescale it to the rows left after the test cut
-            share = self.val_ratio / (1 - self.test_ratio) if test_carved else self.val_ratio
-            rest, val = stratified_split(train["label"], [1 - share, share], self.seed + 1)
-            frames["validation"], train = train.iloc[val], train.iloc[rest]
-        frames["train"] = train
-        out = {s: frames[s].reset_index(drop=True) for s in SPLITS if s in frames}
-        for split, frame in out.items():
-            if frame.empty:
-                raise LitNlpError(f"the {split} split is empty after splitting {len(train)} rows; "
-                                  "use more data or change data.val_ratio / data.test_ratio")
-        return out
 
     # ----------------------------------------------------------------- Lightning hooks
     def prepare_data(self) -> None:
-        missing = [f"data file not found: {path} (data.{split}_file)" for split, path in self.files.items()
-                   if path and not Path(path).is_file()]
-        raise_if_any(missing)
+        raise_if_any(f"data file not found: {path} (data.{split}_file)" for split, path in self.files.items()
+                     if path and not Path(path).is_file())
         build_once(self.cache_path, self._build_cache)
 
     def _build_cache(self, tmp: Path) -> None:
-        import datasets
-
         source = self.tokenizer_source
-        # a pretrained tokenizer exists before the data; a trained one is built from clean train text
-        tokenizer = None if source.trained_from_data else source.build()
-        if self.cleaner.lowercase == "auto":
-            self.cleaner.resolve_lowercase(source.lowercase if tokenizer is None else lowercases(tokenizer))
+        tokenizer = tokenizer_before_data(source, self.cleaner)
         raw = self._read_sources()
         if "train" not in raw:
             raise LitNlpError("no training split: set data.train_file or data.hub_splits.train")
         counts_read = {split: len(f) for split, f in raw.items()}
         frames, dropped = self._clean(raw)
         label_names = self._label_ids(frames)
-        frames = self._split(frames)
+        frames = carve_splits(frames, "label", self.val_ratio, self.test_ratio, self.seed, self.num_folds, self.fold)
         if tokenizer is None:
             train_texts = frames["train"]["text"].tolist()
             if "text_pair" in frames["train"]:
                 train_texts += frames["train"]["text_pair"].tolist()
             tokenizer = source.build(train_texts)
-
-        tokenizer.save_pretrained(tmp / "tokenizer")
-        # per-call progress bars of datasets (map, save) say nothing useful at this size
-        bars = datasets.is_progress_bar_enabled()
-        datasets.disable_progress_bars()
-        for split, frame in frames.items():
-            ds = datasets.Dataset.from_pandas(frame, preserve_index=False)
-            ds = ds.map(self._encode, batched=True, remove_columns=ds.column_names, fn_kwargs={"tokenizer": tokenizer})
-            ds.save_to_disk(str(tmp / split))
-            frame.to_json(tmp / f"{split}.jsonl", orient="records", lines=True, force_ascii=False)
-        if bars:
-            datasets.enable_progress_bars()
         meta = {
             "label_names": label_names,
             "rows_read": counts_read,
@@ -329,7 +282,7 @@ class ClassificationDataModule(L.LightningDataModule):
             "label_counts": {split: f["label"].value_counts().sort_index().tolist() for split, f in frames.items()},
             "cleaning": self.cleaner.to_config(),
         }
-        (tmp / DONE_MARKER).write_text(json.dumps(meta, indent=2))
+        write_splits(tmp, tokenizer, frames, self._encode, meta)
 
     def _encode(self, rows: dict, tokenizer) -> dict:
         encoded = tokenize(tokenizer, rows["text"], rows.get("text_pair"), self.max_length)
@@ -339,18 +292,11 @@ class ClassificationDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        import datasets
-        from transformers import AutoTokenizer
-
-        path = self.cache_path
-        if not (path / DONE_MARKER).is_file():
+        if not (self.cache_path / DONE_MARKER).is_file():
             self.prepare_data()
-        self.meta = json.loads((path / DONE_MARKER).read_text())
+        self.meta, self.tokenizer, self.datasets = load_splits(self.cache_path, SPLITS)
         # the cleaning actually applied (lowercase resolved) is what predict must apply again
         self.cleaner = TextCleaner(**self.meta["cleaning"])
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"))
-        self.datasets = {split: datasets.load_from_disk(str(path / split))
-                         for split in SPLITS if (path / split).is_dir()}
         log.info("data: %s rows (train/validation/test), labels %s, dropped by cleaning: %s",
                  "/".join(str(self.meta["rows"].get(s, 0)) for s in SPLITS), self.label_names_resolved,
                  self.meta["dropped"] or "none")

@@ -96,3 +96,16 @@ def require_columns(frame: pd.DataFrame, columns: dict[str, str | None], source:
             f"{source}: column(s) not found: {', '.join(missing)}; the file has columns "
             f"{list(map(str, frame.columns))}; {hint}"
         )
+
+
+def load_hub_frames(name: str, subset: str | None, splits: dict) -> dict[str, pd.DataFrame]:
+    """{our split: DataFrame} of a hub dataset (`splits` maps our split names to the hub's);
+    needs hub access, so its failure says how to do without."""
+    import datasets
+
+    try:
+        hub = datasets.load_dataset(name, subset)
+    except Exception as err:  # network, unknown name: many exception types, one message
+        raise LitNlpError(f"cannot load hub dataset {name}/{subset}: {str(err).splitlines()[0]}; "
+                          "without hub access use local files (data.train_file=...)") from None
+    return {split: hub[hub_split].to_pandas() for split, hub_split in splits.items() if hub_split}

@@ -22,13 +22,22 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from lit_nlp.data.cache import DONE_MARKER, build_once, cache_key, data_report, fingerprint, tokenizer_files
+from lit_nlp.data.cache import (
+    DONE_MARKER,
+    build_once,
+    cache_key,
+    data_report,
+    file_fingerprints,
+    load_splits,
+    tokenizer_files,
+    write_splits,
+)
 from lit_nlp.data.cleaning import TextCleaner, drop_rows
-from lit_nlp.data.io import read_table, require_columns
+from lit_nlp.data.io import load_hub_frames, read_table, require_columns
 from lit_nlp.data.sampler import make_loader
-from lit_nlp.data.splits import stratified_split
+from lit_nlp.data.splits import carve_splits
 from lit_nlp.data.squad import read_squad
-from lit_nlp.data.tokenizers import lowercases
+from lit_nlp.data.tokenizers import tokenizer_before_data
 from lit_nlp.errors import LitNlpError, raise_if_any
 
 log = logging.getLogger(__name__)
@@ -174,10 +183,8 @@ class Seq2SeqDataModule(L.LightningDataModule):
         if not hasattr(self, "_cache_path"):
             if self.tokenizer_source is None:
                 raise LitNlpError("the data module has no tokenizer source; pass tokenizer=...")
-            files = {k: (str(Path(v).resolve()), fingerprint(v)) if v and Path(v).is_file() else v
-                     for k, v in self.files.items()}
             settings = {
-                "version": CACHE_VERSION, "files": files, "format": self.format, "encoding": self.encoding,
+                "version": CACHE_VERSION, "files": file_fingerprints(self.files), "format": self.format, "encoding": self.encoding,
                 "quoting": self.quoting, "hub": [self.hub_dataset, self.hub_subset, self.hub_splits],
                 "template": self.source_template, "target": self.target_column,
                 "references": self.references_column, "truncate": self.truncate_column,
@@ -196,16 +203,8 @@ class Seq2SeqDataModule(L.LightningDataModule):
             needed["references_column"] = self.references_column
         frames = {}
         if self.hub_dataset:
-            import datasets
-
-            try:
-                hub = datasets.load_dataset(self.hub_dataset, self.hub_subset)
-            except Exception as err:  # network, unknown name: many exception types, one message
-                raise LitNlpError(f"cannot load hub dataset {self.hub_dataset}: {str(err).splitlines()[0]}; "
-                                  "without hub access use local files (data.train_file=...)") from None
-            for split, hub_split in self.hub_splits.items():
-                if hub_split:
-                    frames[split] = _flatten_answers(hub[hub_split].to_pandas())
+            hub = load_hub_frames(self.hub_dataset, self.hub_subset, self.hub_splits)
+            frames = {split: _flatten_answers(frame) for split, frame in hub.items()}
         else:
             for split, path in self.files.items():
                 if path:
@@ -230,24 +229,6 @@ class Seq2SeqDataModule(L.LightningDataModule):
         out["references"] = [json.dumps(r) for r in refs]
         return out
 
-    def _split(self, frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-        train = frames["train"]
-        ones = np.zeros(len(train), dtype=int)  # one "class": a plain seeded random split
-        carved = "test" not in frames and self.test_ratio > 0
-        if carved:
-            rest, test = stratified_split(ones, [1 - self.test_ratio, self.test_ratio], self.seed)
-            frames["test"], train, ones = train.iloc[test], train.iloc[rest], ones[rest]
-        if "validation" not in frames:
-            share = self.val_ratio / (1 - self.test_ratio) if carved else self.val_ratio
-            rest, val = stratified_split(ones, [1 - share, share], self.seed + 1)
-            frames["validation"], train = train.iloc[val], train.iloc[rest]
-        frames["train"] = train
-        out = {s: frames[s].reset_index(drop=True) for s in SPLITS if s in frames}
-        for split, frame in out.items():
-            if frame.empty:
-                raise LitNlpError(f"the {split} split is empty; use more data or change data.val_ratio / data.test_ratio")
-        return out
-
     # ----------------------------------------------------------------- Lightning hooks
     def prepare_data(self) -> None:
         raise_if_any(f"data file not found: {p} (data.{s}_file)" for s, p in self.files.items()
@@ -255,12 +236,8 @@ class Seq2SeqDataModule(L.LightningDataModule):
         build_once(self.cache_path, self._build_cache)
 
     def _build_cache(self, tmp: Path) -> None:
-        import datasets
-
         source = self.tokenizer_source
-        tokenizer = None if source.trained_from_data else source.build()
-        if self.cleaner.lowercase == "auto":
-            self.cleaner.resolve_lowercase(source.lowercase if tokenizer is None else lowercases(tokenizer))
+        tokenizer = tokenizer_before_data(source, self.cleaner)
         raw = self._read()
         if "train" not in raw:
             raise LitNlpError("no training split: set data.train_file or data.hub_splits.train")
@@ -275,23 +252,13 @@ class Seq2SeqDataModule(L.LightningDataModule):
                                   f"template field or target ({', '.join(self.fields)}, {self.target_column})")
         for key, count in dropped.items():
             log.info("cleaning dropped %d rows (%s)", count, key)
-        frames = self._split(frames)
+        # random (unstratified) splits: a generated text has no class to balance
+        frames = carve_splits(frames, None, self.val_ratio, self.test_ratio, self.seed)
         if tokenizer is None:
             tokenizer = source.build(frames["train"]["source"].tolist() + frames["train"]["target"].tolist())
-
-        tokenizer.save_pretrained(tmp / "tokenizer")
-        bars = datasets.is_progress_bar_enabled()
-        datasets.disable_progress_bars()
-        for split, frame in frames.items():
-            ds = datasets.Dataset.from_pandas(frame, preserve_index=False)
-            ds = ds.map(self._encode, batched=True, remove_columns=ds.column_names,
-                        fn_kwargs={"tokenizer": tokenizer})
-            ds.save_to_disk(str(tmp / split))
-        if bars:
-            datasets.enable_progress_bars()
         meta = {"rows_read": rows_read, "rows": {s: len(f) for s, f in frames.items()}, "dropped": dropped,
                 "cleaning": self.cleaner.to_config()}
-        (tmp / DONE_MARKER).write_text(json.dumps(meta, indent=2))
+        write_splits(tmp, tokenizer, frames, self._encode, meta)
 
     def _encode(self, rows: dict, tokenizer) -> dict:
         records = [dict(zip(self.fields, values)) for values in zip(*(rows[f] for f in self.fields))]
@@ -304,16 +271,10 @@ class Seq2SeqDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        import datasets
-        from transformers import AutoTokenizer
-
-        path = self.cache_path
-        if not (path / DONE_MARKER).is_file():
+        if not (self.cache_path / DONE_MARKER).is_file():
             self.prepare_data()
-        self.meta = json.loads((path / DONE_MARKER).read_text())
+        self.meta, self.tokenizer, self.datasets = load_splits(self.cache_path, SPLITS)
         self.cleaner = TextCleaner(**self.meta["cleaning"])
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"))
-        self.datasets = {s: datasets.load_from_disk(str(path / s)) for s in SPLITS if (path / s).is_dir()}
         log.info("data: %s rows (train/validation/test), dropped by cleaning: %s",
                  "/".join(str(self.meta["rows"].get(s, 0)) for s in SPLITS), self.meta["dropped"] or "none")
 

@@ -45,3 +45,41 @@ def stratified_fold(labels: Sequence, num_folds: int, fold: int, seed: int) -> t
         val.extend(idx[in_fold].tolist())
         train.extend(idx[~in_fold].tolist())
     return np.sort(np.asarray(train, dtype=int)), np.sort(np.asarray(val, dtype=int))
+
+
+def carve_splits(frames: dict, stratify_by: str | None, val_ratio: float, test_ratio: float, seed: int,
+                 num_folds: int | None = None, fold: int = 0) -> dict:
+    """Complete {split: DataFrame} to train/validation/test. A missing test split is carved from
+    train by `test_ratio`; then validation is fold `fold` of `num_folds` over train (+ any given
+    validation rows), or, when missing, carved by `val_ratio` (a share of all rows). Splits are
+    stratified by the `stratify_by` column, or plain seeded random ones when it is None."""
+    import pandas as pd
+
+    from lit_nlp.errors import LitNlpError
+
+    def strata(frame):
+        return frame[stratify_by] if stratify_by else np.zeros(len(frame), dtype=int)
+
+    frames = dict(frames)
+    train = frames["train"]
+    test_carved = "test" not in frames and test_ratio > 0
+    if test_carved:
+        rest, test = stratified_split(strata(train), [1 - test_ratio, test_ratio], seed)
+        frames["test"], train = train.iloc[test], train.iloc[rest]
+    if num_folds:
+        if "validation" in frames:  # folds are drawn from all labelled non-test rows
+            train = pd.concat([train, frames["validation"]], ignore_index=True)
+        rest, val = stratified_fold(strata(train), num_folds, fold, seed)
+        frames["validation"], train = train.iloc[val], train.iloc[rest]
+    elif "validation" not in frames:
+        # val_ratio is a share of all rows, so rescale it to the rows left after the test cut
+        share = val_ratio / (1 - test_ratio) if test_carved else val_ratio
+        rest, val = stratified_split(strata(train), [1 - share, share], seed + 1)
+        frames["validation"], train = train.iloc[val], train.iloc[rest]
+    frames["train"] = train
+    out = {s: frames[s].reset_index(drop=True) for s in ("train", "validation", "test") if s in frames}
+    for split, frame in out.items():
+        if frame.empty:
+            raise LitNlpError(f"the {split} split is empty after splitting {len(train)} rows; "
+                              "use more data or change data.val_ratio / data.test_ratio")
+    return out

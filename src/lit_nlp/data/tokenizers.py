@@ -20,6 +20,16 @@ def lowercases(tokenizer: PreTrainedTokenizerBase) -> bool:
     return tokenizer(probe)["input_ids"] == tokenizer(probe.lower())["input_ids"]
 
 
+def tokenizer_before_data(source, cleaner) -> PreTrainedTokenizerBase | None:
+    """A pretrained tokenizer exists before the data, a trained one only after cleaning (it is
+    trained on the clean training text): build the first now (None for the second), and settle
+    the cleaner's `lowercase: auto` from the tokenizer's casing."""
+    tokenizer = None if source.trained_from_data else source.build()
+    if cleaner.lowercase == "auto":
+        cleaner.resolve_lowercase(source.lowercase if tokenizer is None else lowercases(tokenizer))
+    return tokenizer
+
+
 class PretrainedTokenizer:
     """The tokenizer saved with a pretrained model (`name_or_path`: hub name or local folder)."""
 
