@@ -108,20 +108,23 @@ class Seq2SeqPredictor:
         return [{"text": t, "prediction": r["prediction"]} for t, r in zip(texts, rows)]
 
 
-def _predictor_class(settings: dict):
-    return Seq2SeqPredictor if settings.get("task") == "seq2seq" else Predictor
+# settings["task"] -> (Hugging Face auto class, LightningModule, predictor); the modules are
+# imported only for checkpoints, which need them to rebuild the architecture
+TASKS = {
+    "classification": (AutoModelForSequenceClassification, "lit_nlp.models.classification.ClassificationModule",
+                       Predictor),
+    "seq2seq": (AutoModelForSeq2SeqLM, "lit_nlp.models.seq2seq.Seq2SeqModule", Seq2SeqPredictor),
+}
 
 
 def _from_export(path: Path, device: str):
     settings = json.loads((path / SETTINGS_FILE).read_text())
-    auto = AutoModelForSeq2SeqLM if settings.get("task") == "seq2seq" else AutoModelForSequenceClassification
-    model = auto.from_pretrained(path)
-    return _predictor_class(settings)(model, AutoTokenizer.from_pretrained(path), settings, device)
+    auto_class, _, predictor = TASKS[settings["task"]]
+    return predictor(auto_class.from_pretrained(path), AutoTokenizer.from_pretrained(path), settings, device)
 
 
 def _from_checkpoint(path: Path, device: str):
-    from lit_nlp.models.classification import ClassificationModule
-    from lit_nlp.models.seq2seq import Seq2SeqModule
+    from hydra.utils import get_class
 
     try:
         # weights_only: a checkpoint cannot run code while loading
@@ -132,14 +135,14 @@ def _from_checkpoint(path: Path, device: str):
     if state is None or "hyper_parameters" not in ckpt:
         raise LitNlpError(f"{path} is not a lit_nlp checkpoint (no data module state)")
     settings = state["text_settings"]
-    module_class = Seq2SeqModule if settings.get("task") == "seq2seq" else ClassificationModule
-    module = module_class(**ckpt["hyper_parameters"])
+    _, module_class, predictor = TASKS[settings["task"]]
+    module = get_class(module_class)(**ckpt["hyper_parameters"])
     module.load_state_dict(ckpt["state_dict"])
     with tempfile.TemporaryDirectory() as tmp:
         for name, text in state["tokenizer_files"].items():
             (Path(tmp) / name).write_text(text)
         tokenizer = AutoTokenizer.from_pretrained(tmp)
-    return _predictor_class(settings)(module.model, tokenizer, settings, device)
+    return predictor(module.model, tokenizer, settings, device)
 
 
 def find_checkpoint(run_dir: Path) -> Path | None:
