@@ -59,7 +59,8 @@ def encode_sources(tokenizer, rows: list[dict], template: str, truncate_column: 
     texts = [template.format(**row) for row in rows]
     if truncate_column:
         prefix = template.split("{" + truncate_column + "}")[0]
-        enc = tokenizer(texts, return_offsets_mapping=True)
+        # untruncated on purpose (to find the excess), so silence the too-long warning
+        enc = tokenizer(texts, return_offsets_mapping=True, verbose=False)
         for i, ids in enumerate(enc["input_ids"]):
             excess = len(ids) - max_length
             if excess <= 0:
