@@ -64,7 +64,7 @@ def print_summary(run_dir: Path, metrics: dict, monitor: str, best_path: str | N
     lines = [f"run dir      {run_dir}"]
     best = metrics.get(f"{monitor}_best")
     if best is not None:
-        lines.append(f"best {monitor:<8}{best:.4f}  ({best_path or 'no checkpoint'})")
+        lines.append(f"best         {monitor} = {best:.4f}  ({best_path or 'no checkpoint'})")
     tests = {k: v for k, v in metrics.items() if k.startswith("test/") and "/f1/" not in k and v is not None}
     if tests:
         lines.append("test         " + "  ".join(f"{k[5:]}={v:.4f}" for k, v in sorted(tests.items())))
