@@ -87,14 +87,23 @@ def shared_run_dir_argv(argv: list[str]) -> list[str]:
 
 
 class TransformerBlockPolicy:
-    """FSDP auto-wrap policy: one FSDP unit per transformer block, the blocks being the modules
-    the Hugging Face model itself declares unsplittable (`_no_split_modules`: BertLayer,
-    DistilBERT's TransformerBlock, T5Block, ...). FSDP visits a model before its blocks, so the
-    names are learnt on the way down and one config serves every model."""
+    """FSDP auto-wrap policy: one FSDP unit per transformer block, so a GPU gathers one block's
+    weights at a time. A block is what Hugging Face models mark as one: a
+    `GradientCheckpointingLayer` (BertLayer, DistilBERT's TransformerBlock, T5Block, ... in
+    transformers >= 4.52), or a module named in a model's `_no_split_modules` (older versions;
+    FSDP visits a model before its blocks, so the names are learnt on the way down). One config
+    thus serves every model."""
 
     def __init__(self):
         self.block_names: set[str] = set()
+        try:
+            from transformers.modeling_layers import GradientCheckpointingLayer
+            self.block_types: tuple[type, ...] = (GradientCheckpointingLayer,)
+        except ImportError:
+            self.block_types = ()
 
     def __call__(self, module, recurse: bool, nonwrapped_numel: int) -> bool:
         self.block_names.update(getattr(module, "_no_split_modules", None) or ())
-        return True if recurse else type(module).__name__ in self.block_names
+        if recurse:
+            return True
+        return isinstance(module, self.block_types) or type(module).__name__ in self.block_names
