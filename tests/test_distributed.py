@@ -148,6 +148,7 @@ def test_torchrun_two_nodes_write_one_run_dir(tmp_path, split_files):
     ({"SLURM_PROCID": "5"}, 5),                       # srun
     ({"LOCAL_RANK": "1"}, 1),                         # Lightning's launcher, second process
     ({"NODE_RANK": "1"}, 1),                          # Lightning's launcher, second node
+    ({"SLURM_PROCID": "0", "LOCAL_RANK": "2"}, 2),    # Lightning's launcher inside `srun --pty bash`
 ])
 def test_launch_rank_reads_the_launcher(no_launcher, env, rank):
     for key, value in env.items():

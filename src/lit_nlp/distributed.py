@@ -32,13 +32,14 @@ RUN_DIR_WAIT = timedelta(minutes=10)
 
 def launch_rank() -> int:
     """This process's rank as its launcher states it, before Lightning sets up the process
-    group: torchrun sets RANK, srun SLURM_PROCID; Lightning's own launcher starts local ranks
-    1.. with LOCAL_RANK and, on further nodes, NODE_RANK (0 means rank 0 in every case)."""
-    for key in ("RANK", "SLURM_PROCID"):
-        if key in os.environ:
-            return int(os.environ[key])
+    group: torchrun sets RANK; Lightning's own launcher starts local ranks 1.. with LOCAL_RANK
+    and, on further nodes, NODE_RANK; srun sets SLURM_PROCID. Lightning's variables come before
+    SLURM's: in an interactive `srun --pty bash` every process Lightning starts inherits
+    SLURM_PROCID=0. (0 means rank 0 in every case; another value need not be the global rank.)"""
+    if "RANK" in os.environ:
+        return int(os.environ["RANK"])
     local, node = int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("NODE_RANK", 0))
-    return local or node  # a rank other than 0, not necessarily the global rank itself
+    return local or node or int(os.environ.get("SLURM_PROCID", 0))
 
 
 def _torchrun_store():
