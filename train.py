@@ -5,6 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from lit_nlp.distributed import shared_run_dir_argv
 from lit_nlp.errors import exit_on_user_error
 from lit_nlp.train import resume_argv, train
 
@@ -18,6 +19,7 @@ def main(cfg: DictConfig) -> float:
 @exit_on_user_error
 def cli() -> None:
     sys.argv = resume_argv(sys.argv)  # resume=<run dir> composes that run's saved config
+    sys.argv = shared_run_dir_argv(sys.argv)  # every rank of a multi-process run in one run dir
     main()
 
 

@@ -406,3 +406,74 @@ def test_minilm_instantiates_offline(tmp_path):
     assert hf.num_labels == 2 and hf.id2label == {0: "negative", 1: "positive"}
     assert hf.vocab_size == len(tokenizer)
     assert module.model.training  # from_pretrained returns eval mode; fine-tuning needs dropout on
+
+
+# ----------------------------------------------------------------- several devices and clusters
+@pytest.mark.parametrize("option,strategy", [("ddp", "ddp"), ("ddp_cpu", "ddp"), ("fsdp", "FSDPStrategy"),
+                                             ("deepspeed", "DeepSpeedStrategy")])
+def test_distributed_trainer_options(option, strategy):
+    trainer = compose_plain([f"trainer={option}"]).trainer
+    assert trainer.use_distributed_sampler is False  # the data modules shard their own batches
+    assert trainer.devices == 2 and trainer.num_nodes == 1
+    name = trainer.strategy if isinstance(trainer.strategy, str) else trainer.strategy._target_.rsplit(".", 1)[-1]
+    assert name == strategy
+    assert trainer.accelerator == ("cpu" if option == "ddp_cpu" else "gpu")
+    if option in ("fsdp", "deepspeed"):
+        assert trainer.precision == "bf16-mixed"
+
+
+@pytest.mark.parametrize("option", ["ddp_cpu", "ddp", "fsdp", "deepspeed"])
+def test_distributed_trainers_instantiate_on_cpu(option, tmp_path):
+    """Built as train() builds them (on the CPU here; nothing is launched until fit). Lightning
+    builds an FSDP trainer only for GPUs, so on the CPU only its strategy is built. DeepSpeed
+    is an optional extra: without it installed the config is only composed and checked."""
+    import lightning as L
+    import torch
+
+    if option == "deepspeed":
+        pytest.importorskip("deepspeed")
+    cfg = compose_cfg([f"trainer={option}", "logger=csv"], tmp_path / "run")
+    if option == "fsdp":
+        from lit_nlp.distributed import TransformerBlockPolicy
+
+        strategy = instantiate(cfg.trainer.strategy)
+        assert isinstance(strategy.kwargs["auto_wrap_policy"], TransformerBlockPolicy)
+        assert strategy._state_dict_type == "full"
+        if not torch.cuda.is_available():
+            return
+    if option != "ddp_cpu":
+        cfg.trainer.precision = "32-true"  # bf16 is the GPU setting
+    trainer = instantiate(cfg.trainer, callbacks=[], logger=False)
+    assert isinstance(trainer, L.Trainer)
+    assert trainer.num_devices == 2 and type(trainer.strategy).__name__ == {
+        "ddp_cpu": "DDPStrategy", "ddp": "DDPStrategy", "fsdp": "FSDPStrategy", "deepspeed": "DeepSpeedStrategy"}[option]
+
+
+def test_slurm_launcher_follows_the_trainer():
+    import lit_nlp  # noqa: F401
+
+    overrides = ["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "trainer=ddp", "trainer.devices=4",
+                 "trainer.num_nodes=2", "paths.output_dir=run"]
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert get_class(launcher._target_)  # the plugin is installed
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
+    assert launcher.partition == "gpu" and launcher.timeout_min > 0
+
+
+def test_batch_size_finder_option(tmp_path):
+    from lit_nlp.callbacks import TrainBatchSizeFinder
+
+    cfg = compose_cfg(["callbacks=batch_size_finder", "data.batch_size=24"], tmp_path / "run")
+    finder = instantiate(cfg.callbacks.batch_size_finder)
+    assert isinstance(finder, TrainBatchSizeFinder)
+    assert finder._init_val == 24 and finder._batch_arg_name == "batch_size"
+    assert set(cfg.callbacks) > {"model_checkpoint", "export"}  # the default callbacks stay
+
+
+@pytest.mark.parametrize("model", options("model"))
+def test_models_offer_gradient_checkpointing(model):
+    overrides = [f"model={model}"] + (["data=seq2seq_jsonl"] if ("model", model) in SEQ2SEQ_ONLY else [])
+    assert compose_plain(overrides + ["paths.output_dir=run"]).model.gradient_checkpointing is False

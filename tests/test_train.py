@@ -195,3 +195,16 @@ def test_sigkill_mid_epoch_then_resume_from_cli(tmp_path):
         assert b[key] == pytest.approx(a[key], abs=1e-6), key
     saved = OmegaConf.load(run / "config.yaml")
     assert saved.resume == str(run.resolve())
+
+
+def test_batch_size_finder_trains_with_the_size_it_found(tmp_path, synthetic_csv):
+    """callbacks=batch_size_finder: 8 tried, then 16 and 32 (max_trials=3; nothing runs out of memory on
+    a CPU) = 32, so the 320 training rows take 10 steps instead of 40; test stays at its own
+    data.eval_batch_size."""
+    run = tmp_path / "run"
+    cfg = compose_cfg(tiny_overrides(synthetic_csv) + ["callbacks=batch_size_finder", "data.batch_size=8",
+                                                       "callbacks.batch_size_finder.max_trials=3"], run)
+    train(cfg)
+    metrics = metrics_of(run)
+    assert metrics["data/rows/train"] == 320 and metrics["global_step"] == 320 // 32
+    assert not list(run.glob(".scale_batch_size_*.ckpt"))  # the finder's scratch checkpoint is gone

@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lit_nlp.callbacks import Throughput
+from lit_nlp.distributed import announce_run_dir, launch_rank
 from lit_nlp.errors import LitNlpError
 from lit_nlp.models.backbones import count_parameters
 from lit_nlp.reporting import flatten, log_final_hparams, print_summary, write_metrics
@@ -23,6 +24,7 @@ RESUME_OVERRIDABLE = (
     "resume", "trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.accelerator",
     "trainer.devices", "trainer.num_nodes", "trainer.strategy", "data.num_workers", "data.pin_memory",
     "paths.cache_dir", "callbacks.model_checkpoint.every_n_train_steps",
+    "trainer.use_distributed_sampler", "model.gradient_checkpointing",  # memory and sharding, not results
     # display only
     "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps",
 )
@@ -72,13 +74,24 @@ def _prepare_run_dir(cfg: DictConfig, run_dir: Path) -> Path | None:
     return last
 
 
+def _claim_run_dir(cfg: DictConfig, run_dir: Path) -> Path | None:
+    """Rank 0 checks the run dir, saves config.yaml and tells torchrun's other ranks where the
+    run is; the other ranks (already pointed here, see lit_nlp.distributed) write nothing here
+    but their log, and resume from the same last.ckpt. Returns the checkpoint to resume."""
+    if launch_rank() != 0:
+        return run_dir / "checkpoints" / "last.ckpt" if cfg.get("resume") else None
+    ckpt_path = _prepare_run_dir(cfg, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / SAVED_CONFIG)
+    announce_run_dir(run_dir)
+    return ckpt_path
+
+
 def train(cfg: DictConfig) -> float:
     """Fit, test with the best checkpoint, export, write metrics.json; returns the best value
     of the monitored metric (what Hydra sweepers optimise)."""
     run_dir = Path(cfg.paths.output_dir)
-    ckpt_path = _prepare_run_dir(cfg, run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / SAVED_CONFIG)
+    ckpt_path = _claim_run_dir(cfg, run_dir)
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data, tokenizer=instantiate(cfg.tokenizer))

@@ -1,5 +1,6 @@
 """Side concerns of a run, each a Lightning callback built from conf/callbacks/."""
 
+from lit_nlp.callbacks.batch_size import TrainBatchSizeFinder
 from lit_nlp.callbacks.confusion_matrix import ConfusionMatrixLogger
 from lit_nlp.callbacks.export import HFExport
 from lit_nlp.callbacks.nan_guard import NaNGuard
@@ -7,4 +8,5 @@ from lit_nlp.callbacks.samples import GenerationSamples
 from lit_nlp.callbacks.seeding import EpochSeed
 from lit_nlp.callbacks.throughput import Throughput
 
-__all__ = ["ConfusionMatrixLogger", "EpochSeed", "GenerationSamples", "HFExport", "NaNGuard", "Throughput"]
+__all__ = ["ConfusionMatrixLogger", "EpochSeed", "GenerationSamples", "HFExport", "NaNGuard", "Throughput",
+           "TrainBatchSizeFinder"]

@@ -10,19 +10,20 @@ import shutil
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.strategies import FSDPStrategy
 
 log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "lit_nlp.json"
 
 
-def export_hf(model, tokenizer, text_settings: dict, directory: str | Path) -> Path:
-    """Write model, tokenizer and settings to `directory` (replaced as a whole)."""
+def export_hf(model, tokenizer, text_settings: dict, directory: str | Path, state_dict: dict | None = None) -> Path:
+    """Write model (with `state_dict` instead of its own, when given), tokenizer and settings
+    to `directory` (replaced as a whole)."""
     directory = Path(directory)
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp, state_dict=state_dict)
     tokenizer.save_pretrained(tmp)
     (tmp / SETTINGS_FILE).write_text(json.dumps(text_settings, indent=2))
     shutil.rmtree(directory, ignore_errors=True)
@@ -37,8 +38,15 @@ class HFExport(L.Callback):
     def __init__(self, directory: str):
         self.directory = directory
 
-    @rank_zero_only
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        weights = None
+        if isinstance(trainer.strategy, FSDPStrategy):
+            # each rank holds a shard: gathering the whole weights is a collective that every
+            # rank joins (rank 0 receives them); under DDP every rank holds them already
+            full = trainer.strategy.lightning_module_state_dict()
+            weights = {k.removeprefix("model."): v for k, v in full.items() if k.startswith("model.")}
+        if not trainer.is_global_zero:
+            return
         dm = trainer.datamodule
-        path = export_hf(pl_module.model, dm.tokenizer, dm.text_settings(), self.directory)
+        path = export_hf(pl_module.model, dm.tokenizer, dm.text_settings(), self.directory, state_dict=weights)
         log.info("exported model to %s", path)

@@ -24,7 +24,9 @@ class Throughput(L.Callback):
         self._window_samples = 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        n = batch["input_ids"].shape[0]
+        # at each step every rank trains a batch of the same size (data/sampler.py), so the
+        # whole job's rate is world_size times this rank's
+        n = batch["input_ids"].shape[0] * trainer.world_size
         self.train_samples += n
         self._window_samples += n
         if (trainer.global_step % trainer.log_every_n_steps) == 0:

@@ -1,5 +1,7 @@
-"""Length-grouped sampling: each batch holds texts of similar length, so dynamic padding pads
-little, while batch order and membership are still shuffled every epoch."""
+"""Length-grouped batching: each batch holds texts of similar length, so dynamic padding pads
+little, while batch order and membership are still shuffled every epoch. Under DDP every rank
+takes its slice of the same global batches, so N processes with batch B train on exactly the
+batches that one process with batch N x B would."""
 
 from __future__ import annotations
 
@@ -10,39 +12,55 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 
-class LengthGroupedSampler(Sampler[int]):
-    """Yields indices batch after batch, for a DataLoader with the same `batch_size` (which
-    cuts them back into exactly these batches). Each epoch: shuffle all indices, cut them into
-    windows of `batch_size * window_batches`, sort each window by length, cut it into batches
-    and shuffle the batches. A window of 50 batches keeps most of the shuffling while padding
-    falls to a few percent of the tokens.
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Yields this rank's batches of indices (a DataLoader's `batch_sampler`, so the loader
+    never re-cuts them). Each epoch: shuffle all indices, cut them into windows of
+    `window_batches` global batches, sort each window by length, cut it into global batches of
+    `batch_size * num_replicas` and shuffle those. Rank r takes the r-th contiguous slice of
+    every global batch, so its batches are length-homogeneous too. A window of 50 batches keeps
+    most of the shuffling while padding falls to a few percent of the tokens.
+
+    Every index comes once per epoch across the ranks, and every rank takes the same number of
+    steps (DDP would hang otherwise). The one exception: when the last, short global batch does
+    not split evenly, it is topped up with indices of the epoch's first batch (at most num_replicas - 1
+    repeats per epoch), so the ranks' slices are equal and DDP's gradient average is the mean
+    over the global batch.
 
     Deterministic in (seed, epoch): Lightning calls `set_epoch` before every epoch, so a run
-    resumed from a checkpoint sees the same batches as one that never stopped. Under DDP give
-    `num_replicas`/`rank` (and turn off Lightning's distributed sampler): every rank gets the
-    same number of whole batches. `group_by_length=False` gives a plain seeded shuffle.
+    resumed from a checkpoint sees the same batches as one that never stopped.
+    `group_by_length=False` gives a plain seeded shuffle.
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, shuffle: bool = True,
                  window_batches: int = 50, group_by_length: bool = True, num_replicas: int = 1, rank: int = 0):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must be in [0, num_replicas), got rank={rank} num_replicas={num_replicas}")
         self.lengths = torch.as_tensor(list(lengths))
         self.batch_size = batch_size
+        self.global_batch = batch_size * num_replicas
         self.seed = seed
         self.shuffle = shuffle
         self.group_by_length = group_by_length
-        # a multiple of batch_size, so only the very last batch of an epoch can be short
-        self.window = batch_size * window_batches
+        # a multiple of the global batch, so only the very last global batch can be short
+        self.window = self.global_batch * window_batches
         self.num_replicas = num_replicas
         self.rank = rank
         self.epoch = 0
 
+    @property
+    def sampler(self) -> LengthGroupedBatchSampler:
+        # Lightning calls `set_epoch` on `loader.sampler` and `loader.batch_sampler.sampler`,
+        # never on the batch sampler itself: this makes it reach us
+        return self
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def batches(self) -> list[list[int]]:
-        """This rank's batches for the current epoch."""
+    def global_batches(self) -> list[list[int]]:
+        """All ranks' batches of the current epoch, before slicing (what one process with
+        batch `batch_size * num_replicas` would train on)."""
         n = len(self.lengths)
         gen = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
@@ -52,38 +70,56 @@ class LengthGroupedSampler(Sampler[int]):
             if self.group_by_length:
                 # stable sort keeps the shuffled order among equal lengths
                 window = window[torch.sort(self.lengths[window], descending=True, stable=True).indices]
-            batches.extend(window[i:i + self.batch_size].tolist() for i in range(0, len(window), self.batch_size))
+            batches.extend(window[i:i + self.global_batch].tolist() for i in range(0, len(window), self.global_batch))
         if self.shuffle:
-            # the short last batch stays last, so a DataLoader re-cuts the stream into these batches
-            last = batches.pop() if len(batches[-1]) < self.batch_size else None
             batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
-            if last is not None:
-                batches.append(last)
-        if self.num_replicas > 1:
-            per_rank = math.ceil(len(batches) / self.num_replicas)
-            # repeat the first batches so every rank takes the same number of steps
-            batches = (batches * 2)[: per_rank * self.num_replicas]
-            batches = batches[self.rank::self.num_replicas]
         return batches
 
-    def __iter__(self) -> Iterator[int]:
-        for batch in self.batches():
-            yield from batch
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self.global_batches()
+        for batch in batches:
+            short = -len(batch) % self.num_replicas
+            if short:  # top up from the epoch's first batch (repeated, should that one be this short one)
+                batch = batch + (batches[0] * self.num_replicas)[:short]
+            size = len(batch) // self.num_replicas
+            yield batch[self.rank * size:(self.rank + 1) * size]
 
     def __len__(self) -> int:
-        if self.num_replicas == 1:
-            return len(self.lengths)
-        return sum(len(b) for b in self.batches())
+        return math.ceil(len(self.lengths) / self.global_batch)
+
+
+class ShardSampler(Sampler[int]):
+    """Evaluation under DDP: rank r reads rows r, r + num_replicas, ... in order. Unlike
+    torch's DistributedSampler it never pads with repeated rows, so metrics synced across ranks
+    count every row exactly once, as one process would (ranks may differ by one row)."""
+
+    def __init__(self, size: int, num_replicas: int = 1, rank: int = 0):
+        self.indices = range(rank, size, num_replicas)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def trainer_shard(trainer) -> tuple[int, int]:
+    """(num_replicas, rank) of the running trainer; (1, 0) outside one (tests, notebooks)."""
+    if trainer is None:
+        return 1, 0
+    return trainer.world_size, trainer.global_rank
 
 
 def make_loader(dataset, collate_fn, batch_size: int, train: bool, seed: int = 0, group_by_length: bool = True,
-                num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
+                num_workers: int = 0, pin_memory: bool = False, num_replicas: int = 1, rank: int = 0) -> DataLoader:
     """A DataLoader over a tokenized split with a `length` column: length-grouped shuffled
-    batches for training, the split's order for evaluation."""
+    batches for training, the split's order for evaluation; this rank's share under DDP (the
+    trainer configs turn off Lightning's own sampler replacement: use_distributed_sampler)."""
     common = dict(collate_fn=collate_fn, num_workers=num_workers, pin_memory=pin_memory,
                   persistent_workers=num_workers > 0)
     rows = dataset.remove_columns(["length"])
     if train:
-        sampler = LengthGroupedSampler(dataset["length"], batch_size, seed=seed, group_by_length=group_by_length)
-        return DataLoader(rows, batch_size=batch_size, sampler=sampler, **common)
-    return DataLoader(rows, batch_size=batch_size, shuffle=False, **common)
+        batches = LengthGroupedBatchSampler(dataset["length"], batch_size, seed=seed, group_by_length=group_by_length,
+                                            num_replicas=num_replicas, rank=rank)
+        return DataLoader(rows, batch_sampler=batches, **common)
+    return DataLoader(rows, batch_size=batch_size, sampler=ShardSampler(len(rows), num_replicas, rank), **common)

@@ -20,6 +20,7 @@ from transformers import AutoModelForSequenceClassification
 from lit_nlp.models.backbones import (
     apply_finetune_strategy,
     build_hf_model,
+    enable_gradient_checkpointing,
     json_safe_config,
     model_from_config_dict,
     plain_config,
@@ -35,6 +36,7 @@ class ClassificationModule(L.LightningModule):
         groups in `configure_optimizers`; `weight_decay` applies to weights only.
     scheduler: kwargs of `lit_nlp.models.optim.warmup_schedule` (name, warmup_ratio, ...).
     finetune / num_frozen_layers: see `apply_finetune_strategy`.
+    gradient_checkpointing: trade compute for activation memory (`enable_gradient_checkpointing`).
     label_names, vocab_size, pad_token_id: run-time facts from the data module.
     hf_config: a saved model config; when given, the architecture is rebuilt from it and the
         weights come from the checkpoint (how predict loads a `.ckpt` without the hub).
@@ -51,6 +53,7 @@ class ClassificationModule(L.LightningModule):
         vocab_size: int | None = None,
         pad_token_id: int | None = None,
         trust_remote_code: bool = False,
+        gradient_checkpointing: bool = False,
         hf_config: dict | None = None,
     ):
         super().__init__()
@@ -68,6 +71,8 @@ class ClassificationModule(L.LightningModule):
         else:
             self.model = model_from_config_dict(AutoModelForSequenceClassification, hf_config)
         apply_finetune_strategy(self.model, finetune, num_frozen_layers)
+        if gradient_checkpointing:
+            enable_gradient_checkpointing(self.model)
         # from_pretrained returns a model in eval mode, and Lightning keeps submodules' modes:
         # without this, dropout would be off for the whole fine-tuning run
         self.model.train()
@@ -75,7 +80,8 @@ class ClassificationModule(L.LightningModule):
             "backbone": backbone, "optimizer": optimizer, "scheduler": scheduler,
             "label_names": label_names, "finetune": finetune, "num_frozen_layers": num_frozen_layers,
             "vocab_size": vocab_size, "pad_token_id": pad_token_id,
-            "trust_remote_code": trust_remote_code, "hf_config": json_safe_config(hf_config),
+            "trust_remote_code": trust_remote_code,
+            "gradient_checkpointing": gradient_checkpointing, "hf_config": json_safe_config(hf_config),
         })
         # DistilBERT takes no token_type_ids; drop batch keys the model's forward does not take
         self._forward_keys = set(inspect.signature(self.model.forward).parameters)
@@ -117,7 +123,7 @@ class ClassificationModule(L.LightningModule):
         getattr(self, f"{stage}_metrics").update(preds, labels)
         getattr(self, f"{stage}_f1_per_class").update(preds, labels)
         getattr(self, f"{stage}_confmat").update(preds, labels)
-        self.log(f"{stage}/loss", out.loss, on_epoch=True, batch_size=labels.shape[0])
+        self.log(f"{stage}/loss", out.loss, on_epoch=True, batch_size=labels.shape[0], sync_dist=True)
 
     def _eval_epoch_end(self, stage: str) -> None:
         collection = getattr(self, f"{stage}_metrics")

@@ -17,11 +17,19 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Two groups: weights with decay; biases and normalisation weights (LayerNorm, T5's RMS
     norm: all 1-D tensors) without, since decaying them only pulls them off their scale."""
     decay, no_decay = [], []
-    for _, param in model.named_parameters():
+    for name, param in model.named_parameters():
         if param.requires_grad:
-            (no_decay if param.ndim < 2 else decay).append(param)
+            (no_decay if _is_bias_or_norm(name, param) else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay},
             {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _is_bias_or_norm(name: str, param: torch.Tensor) -> bool:
+    if "_fsdp_wrapped_module." in name:
+        # FSDP (use_orig_params) has turned every parameter into a flat 1-D view of its shard,
+        # so the names decide: Hugging Face calls these `*.bias` and `*norm*.weight`
+        return name.endswith("bias") or "norm" in name.lower()
+    return param.ndim < 2
 
 
 def warmup_schedule(optimizer: torch.optim.Optimizer, num_training_steps: int, name: str = "linear",

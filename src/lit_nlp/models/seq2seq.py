@@ -12,6 +12,7 @@ from lit_nlp.errors import LitNlpError
 from lit_nlp.models.backbones import (
     apply_finetune_strategy,
     build_hf_model,
+    enable_gradient_checkpointing,
     json_safe_config,
     model_from_config_dict,
     plain_config,
@@ -34,6 +35,7 @@ class Seq2SeqModule(L.LightningModule):
     validation, test, predict and saved in the export. task: qa | summarization |
     classification (from the data module) picks the metrics. val_generate_batches: how many
     validation batches to generate for (null: all); the loss always covers all of them.
+    gradient_checkpointing: trade compute for activation memory (`enable_gradient_checkpointing`).
     tokenizer: handed in by `train()` to decode generations; not a hyperparameter.
     """
 
@@ -51,6 +53,7 @@ class Seq2SeqModule(L.LightningModule):
         pad_token_id: int | None = None,
         eos_token_id: int | None = None,
         trust_remote_code: bool = False,
+        gradient_checkpointing: bool = False,
         allow_fp16: bool = False,
         hf_config: dict | None = None,
         tokenizer=None,
@@ -74,13 +77,16 @@ class Seq2SeqModule(L.LightningModule):
         for key, value in generation.items():
             setattr(self.model.generation_config, key, value)
         apply_finetune_strategy(self.model, finetune, num_frozen_layers, encoder=self.model.get_encoder())
+        if gradient_checkpointing:
+            enable_gradient_checkpointing(self.model)
         self.model.train()  # from_pretrained returns eval mode; Lightning keeps submodule modes
         self.tokenizer = tokenizer
         self.save_hyperparameters({
             "backbone": backbone, "optimizer": optimizer, "scheduler": scheduler, "generation": generation,
             "task": task, "val_generate_batches": val_generate_batches, "finetune": finetune,
             "num_frozen_layers": num_frozen_layers, "vocab_size": vocab_size, "pad_token_id": pad_token_id,
-            "eos_token_id": eos_token_id, "trust_remote_code": trust_remote_code, "allow_fp16": allow_fp16,
+            "eos_token_id": eos_token_id, "trust_remote_code": trust_remote_code,
+            "gradient_checkpointing": gradient_checkpointing, "allow_fp16": allow_fp16,
             "hf_config": json_safe_config(hf_config),
         })
         self.val_metric = METRICS[task]()
@@ -98,7 +104,9 @@ class Seq2SeqModule(L.LightningModule):
             raise LitNlpError("Seq2SeqModule needs the tokenizer to decode generations; train() passes it")
 
     def _inputs(self, batch: dict) -> dict:
-        return {k: batch[k] for k in MODEL_KEYS if k in batch}
+        # the loss is one teacher-forced pass over all target positions: a key/value cache only
+        # helps generate(), and gradient checkpointing refuses one while training
+        return {**{k: batch[k] for k in MODEL_KEYS if k in batch}, "use_cache": False}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.model(**self._inputs(batch)).loss
@@ -114,7 +122,7 @@ class Seq2SeqModule(L.LightningModule):
 
     def _eval_step(self, batch: dict, batch_idx: int, stage: str) -> None:
         loss = self.model(**self._inputs(batch)).loss
-        self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=batch["input_ids"].shape[0])
+        self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=batch["input_ids"].shape[0], sync_dist=True)
         limit = self.hparams.val_generate_batches if stage == "val" else None
         if limit is not None and batch_idx >= limit:
             return

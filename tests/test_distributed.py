@@ -1,0 +1,217 @@
+"""Several processes, one run: DDP over 2 CPU processes matches 1 process with the same global
+batch, torchrun with 2 "nodes" on localhost writes one run dir, ranks other than 0 leave the
+run dir alone, and the FSDP wrap policy finds the transformer blocks. The end-to-end runs start
+`train.py` as a user would, so Lightning's launcher and torchrun re-run the script."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, compose_cfg, synthetic_rows, tiny_overrides, write_table
+from lit_nlp.distributed import TransformerBlockPolicy, launch_rank, shared_run_dir_argv
+from lit_nlp.errors import LitNlpError
+
+LAUNCH_VARS = ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK", "SLURM_STEP_NUM_TASKS", "TORCHELASTIC_RUN_ID",
+               "TORCHELASTIC_USE_AGENT_STORE")
+
+
+@pytest.fixture
+def no_launcher(monkeypatch):
+    for key in LAUNCH_VARS:
+        monkeypatch.delenv(key, raising=False)
+    return monkeypatch
+
+
+@pytest.fixture(scope="module")
+def split_files(tmp_path_factory) -> dict[str, Path]:
+    """960 training rows: 60 global batches of 16, so no batch is topped up and 2 ranks x 8 see
+    exactly the rows 1 process x 16 sees. 41 validation rows: the ranks evaluate 21 and 20 rows,
+    3 and 2 batches of 10 (uneven on purpose); 40 test rows."""
+    folder = tmp_path_factory.mktemp("dist_data")
+    rows = synthetic_rows(960 + 41 + 40, seed=5)
+    return {"train": write_table(rows[:960], folder / "train.csv"),
+            "validation": write_table(rows[960:1001], folder / "validation.csv"),
+            "test": write_table(rows[1001:], folder / "test.csv")}
+
+
+def cli_overrides(files: dict[str, Path], cache: Path) -> list[str]:
+    return [f"data.{split}_file={path}" for split, path in files.items()] + [
+        "model=bert_tiny", "data=csv", "data.max_length=32", "tokenizer.vocab_size=300", "data.eval_batch_size=10",
+        "trainer.max_epochs=2", "model.optimizer.lr=3e-3", f"paths.cache_dir={cache}",
+        # dropout masks are drawn per rank (EpochSeed), so 2 ranks would draw other masks than 1
+        "+model.backbone.config.hidden_dropout_prob=0", "+model.backbone.config.attention_probs_dropout_prob=0",
+        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+
+
+def run_env() -> dict[str, str]:
+    # 2 cores shared by every process of the test: one thread each
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def run_dirs(cwd: Path) -> list[Path]:
+    return sorted((cwd / "outputs" / "runs").iterdir())
+
+
+def metrics_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def assert_one_run(cwd: Path) -> Path:
+    """Exactly one run dir, holding one config, one TensorBoard log and the rank-1 log."""
+    dirs = run_dirs(cwd)
+    assert len(dirs) == 1, dirs
+    run = dirs[0]
+    assert (run / "config.yaml").is_file() and (run / "metrics.json").is_file()
+    assert (run / "export" / "lit_nlp.json").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    # one TensorBoard log dir, written by one process (event files are named ...<pid>.<n>)
+    writers = {f.name.split(".")[-2] for f in (run / "tensorboard").glob("events.out.tfevents.*")}
+    assert len(writers) == 1 and not (run / "lightning_logs").exists()
+    assert (run / "train.log").is_file() and (run / "train_rank1.log").is_file()
+    return run
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_one_process(tmp_path, split_files):
+    """1 process x batch 16 and 2 processes x batch 8 train on the same global batches
+    (data/sampler.py), so they end with the same metrics. Tolerances: the math is the same, only
+    fp32 summation order differs (an all-reduce of two 8-row mean gradients instead of one
+    16-row mean, each rank padding to its own longest row), about 1e-7 relative per step;
+    after 120 AdamW steps the losses agree to ~1e-6 (we measured equality to 6e-8). Accuracy
+    counts rows, synced by torchmetrics, and every row is evaluated exactly once (no padding
+    of the eval split), so it must be equal."""
+    from lit_nlp.train import train
+
+    overrides = cli_overrides(split_files, tmp_path / "cache")
+    single = tmp_path / "single"
+    train(compose_cfg([*overrides, "trainer=cpu", "data.batch_size=16"], single))
+    ddp_cwd = tmp_path / "ddp"
+    ddp_cwd.mkdir()
+    # no hydra.run.dir: the time-stamped default, which Lightning hands to the rank-1 process
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides, "trainer=ddp_cpu", "trainer.devices=2",
+                             "data.batch_size=8"], cwd=ddp_cwd, env=run_env(), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = assert_one_run(ddp_cwd)
+
+    a, b = metrics_of(single), metrics_of(run)
+    assert a["global_step"] == b["global_step"] == 2 * 960 // 16
+    assert a["val/acc_best"] > 0.8, "the tiny model should learn the cue words"
+    for key in ("val/acc_best", "test/acc", "test/f1_macro"):
+        assert b[key] == a[key], key
+    # 40 test rows = 20 per rank: the mean of the ranks' mean losses is the mean over all rows
+    assert b["test/loss"] == pytest.approx(a["test/loss"], abs=1e-5)
+    # each rank trained on half of each global batch; the throughput counts the whole job
+    assert b["train/samples"] == a["train/samples"] == 2 * 960
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_torchrun_two_nodes_write_one_run_dir(tmp_path, split_files):
+    """Two torchrun agents on localhost (node ranks 0 and 1, one process each, gloo), started
+    together as on two machines. Each process resolves Hydra's `${now:...}` run dir itself; the
+    two "nodes" run in time zones 9 hours apart, so without rank 0 announcing its dir they
+    would surely write two."""
+    port = free_port()
+    overrides = [*cli_overrides(split_files, tmp_path / "cache"), "trainer.max_epochs=1", "trainer=ddp_cpu",
+                 "trainer.devices=1", "trainer.num_nodes=2", "data.batch_size=8"]
+    procs = []
+    for node_rank, tz in ((0, "UTC0"), (1, "JST-9")):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node_rank),
+               "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", str(port),
+               str(ROOT / "train.py"), *overrides]
+        procs.append(subprocess.Popen(cmd, cwd=tmp_path, env={**run_env(), "TZ": tz}, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    for proc, out in zip(procs, outputs):
+        assert proc.returncode == 0, out[-3000:]
+    run = assert_one_run(tmp_path)
+    metrics = metrics_of(run)
+    assert metrics["global_step"] == 960 // 16 and 0 <= metrics["test/acc"] <= 1
+
+
+# ----------------------------------------------------------------- ranks before the process group
+@pytest.mark.parametrize("env,rank", [
+    ({}, 0),
+    ({"RANK": "3", "LOCAL_RANK": "1"}, 3),            # torchrun
+    ({"SLURM_PROCID": "5"}, 5),                       # srun
+    ({"LOCAL_RANK": "1"}, 1),                         # Lightning's launcher, second process
+    ({"NODE_RANK": "1"}, 1),                          # Lightning's launcher, second node
+    ({"SLURM_PROCID": "0", "LOCAL_RANK": "2"}, 2),    # Lightning's launcher inside `srun --pty bash`
+])
+def test_launch_rank_reads_the_launcher(no_launcher, env, rank):
+    for key, value in env.items():
+        no_launcher.setenv(key, value)
+    assert launch_rank() == rank
+
+
+def test_rank_zero_and_single_runs_keep_their_command_line(no_launcher):
+    argv = ["train.py", "model=bert_tiny"]
+    assert shared_run_dir_argv(argv) == argv
+
+
+def test_other_ranks_write_neither_hydra_record_nor_rank_zero_log(no_launcher):
+    no_launcher.setenv("LOCAL_RANK", "1")
+    argv = shared_run_dir_argv(["train.py", 'hydra.run.dir="/runs/a"'])
+    assert argv[-2:] == ["hydra.output_subdir=null", "hydra.job.name=train_rank1"]
+
+
+def test_srun_without_a_named_run_dir_is_refused(no_launcher):
+    no_launcher.setenv("SLURM_STEP_NUM_TASKS", "8")
+    no_launcher.setenv("SLURM_PROCID", "0")
+    with pytest.raises(LitNlpError, match=r"hydra.run.dir=outputs/runs/\$SLURM_JOB_ID"):
+        shared_run_dir_argv(["train.py"])
+    assert shared_run_dir_argv(["train.py", "hydra.run.dir=outputs/runs/42"])[-1] == "hydra.run.dir=outputs/runs/42"
+
+
+def test_other_ranks_leave_the_run_dir_to_rank_zero(no_launcher, tmp_path, synthetic_csv):
+    """A rank other than 0 neither refuses an existing run dir nor writes config.yaml."""
+    from lit_nlp.train import _claim_run_dir
+
+    run = tmp_path / "run"
+    cfg = compose_cfg(tiny_overrides(synthetic_csv), run)
+    assert _claim_run_dir(cfg, run) is None
+    assert (run / "config.yaml").is_file()  # rank 0 claimed it
+    no_launcher.setenv("LOCAL_RANK", "1")
+    (run / "config.yaml").write_text("written by rank 0\n")
+    assert _claim_run_dir(cfg, run) is None
+    assert (run / "config.yaml").read_text() == "written by rank 0\n"
+
+
+# ----------------------------------------------------------------- FSDP wrap policy
+@pytest.mark.parametrize("model_type,block,count", [("bert", "BertLayer", 2), ("distilbert", "TransformerBlock", 2),
+                                                     ("t5", "T5Block", 4)])
+def test_fsdp_policy_wraps_the_models_own_blocks(model_type, block, count):
+    """Walked as FSDP walks (a parent before its children), the policy wraps each transformer
+    block (T5: 2 encoder + 2 decoder blocks) and, besides, at most BERT's embeddings."""
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
+
+    sizes = {"bert": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
+             "distilbert": dict(dim=32, n_layers=2, n_heads=2, hidden_dim=64),
+             "t5": dict(d_model=32, d_ff=64, d_kv=8, num_heads=2, num_layers=2, num_decoder_layers=2)}[model_type]
+    auto = AutoModelForSeq2SeqLM if model_type == "t5" else AutoModelForSequenceClassification
+    model = auto.from_config(AutoConfig.for_model(model_type, vocab_size=100, **sizes))
+    policy = TransformerBlockPolicy()
+    wrapped = []
+
+    def walk(module):
+        assert policy(module, recurse=True, nonwrapped_numel=0)
+        for child in module.children():
+            walk(child)
+        if policy(module, recurse=False, nonwrapped_numel=0):
+            wrapped.append(type(module).__name__)
+
+    walk(model)
+    assert wrapped.count(block) == count
+    assert set(wrapped) <= {block, "BertEmbeddings"}
