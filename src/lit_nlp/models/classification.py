@@ -20,6 +20,7 @@ from transformers import AutoModelForSequenceClassification
 from lit_nlp.models.backbones import (
     apply_finetune_strategy,
     build_hf_model,
+    compile_model,
     json_safe_config,
     model_from_config_dict,
     plain_config,
@@ -36,6 +37,9 @@ class ClassificationModule(L.LightningModule):
     scheduler: kwargs of `lit_nlp.models.optim.warmup_schedule` (name, warmup_ratio, ...).
     finetune / num_frozen_layers: see `apply_finetune_strategy`.
     label_names, vocab_size, pad_token_id: run-time facts from the data module.
+    attn_implementation: "sdpa" (default), "eager", or null (the library's choice); see
+        `build_hf_model`. compile: true (or `compile_model` kwargs) compiles the HF model when the
+        trainer sets the module up; see `compile_model`.
     hf_config: a saved model config; when given, the architecture is rebuilt from it and the
         weights come from the checkpoint (how predict loads a `.ckpt` without the hub).
     """
@@ -51,6 +55,8 @@ class ClassificationModule(L.LightningModule):
         vocab_size: int | None = None,
         pad_token_id: int | None = None,
         trust_remote_code: bool = False,
+        attn_implementation: str | None = "sdpa",
+        compile: bool | dict = False,
         hf_config: dict | None = None,
     ):
         super().__init__()
@@ -63,10 +69,10 @@ class ClassificationModule(L.LightningModule):
                 # a random-init model takes its vocabulary from the tokenizer trained on the data
                 facts.update(vocab_size=vocab_size, pad_token_id=pad_token_id)
             self.model = build_hf_model(AutoModelForSequenceClassification, backbone.get("pretrained"),
-                                        backbone.get("config"), trust_remote_code, **facts)
+                                        backbone.get("config"), trust_remote_code, attn_implementation, **facts)
             hf_config = self.model.config.to_dict()
         else:
-            self.model = model_from_config_dict(AutoModelForSequenceClassification, hf_config)
+            self.model = model_from_config_dict(AutoModelForSequenceClassification, hf_config, attn_implementation)
         apply_finetune_strategy(self.model, finetune, num_frozen_layers)
         # from_pretrained returns a model in eval mode, and Lightning keeps submodules' modes:
         # without this, dropout would be off for the whole fine-tuning run
@@ -75,7 +81,9 @@ class ClassificationModule(L.LightningModule):
             "backbone": backbone, "optimizer": optimizer, "scheduler": scheduler,
             "label_names": label_names, "finetune": finetune, "num_frozen_layers": num_frozen_layers,
             "vocab_size": vocab_size, "pad_token_id": pad_token_id,
-            "trust_remote_code": trust_remote_code, "hf_config": json_safe_config(hf_config),
+            "trust_remote_code": trust_remote_code,
+            "attn_implementation": attn_implementation, "compile": plain_config(compile),
+            "hf_config": json_safe_config(hf_config),
         })
         # DistilBERT takes no token_type_ids; drop batch keys the model's forward does not take
         self._forward_keys = set(inspect.signature(self.model.forward).parameters)
@@ -145,6 +153,14 @@ class ClassificationModule(L.LightningModule):
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self(batch).float().softmax(-1)
+
+    def configure_model(self) -> None:
+        # here rather than in __init__: Lightning calls this in fit/validate/test, while predict.py
+        # rebuilds the module from the same hyperparameters and must not compile
+        options = self.hparams.get("compile") or False
+        if options and not getattr(self, "_compiled", False):
+            compile_model(self.model, **(options if isinstance(options, dict) else {}))
+            self._compiled = True
 
     def configure_optimizers(self):
         return build_optimization(self.model, self.hparams.optimizer, self.hparams.scheduler,

@@ -12,6 +12,7 @@ from lit_nlp.errors import LitNlpError
 from lit_nlp.models.backbones import (
     apply_finetune_strategy,
     build_hf_model,
+    compile_model,
     json_safe_config,
     model_from_config_dict,
     plain_config,
@@ -34,6 +35,7 @@ class Seq2SeqModule(L.LightningModule):
     validation, test, predict and saved in the export. task: qa | summarization |
     classification (from the data module) picks the metrics. val_generate_batches: how many
     validation batches to generate for (null: all); the loss always covers all of them.
+    attn_implementation / compile: as in ClassificationModule.
     tokenizer: handed in by `train()` to decode generations; not a hyperparameter.
     """
 
@@ -52,6 +54,8 @@ class Seq2SeqModule(L.LightningModule):
         eos_token_id: int | None = None,
         trust_remote_code: bool = False,
         allow_fp16: bool = False,
+        attn_implementation: str | None = "sdpa",
+        compile: bool | dict = False,
         hf_config: dict | None = None,
         tokenizer=None,
     ):
@@ -67,10 +71,10 @@ class Seq2SeqModule(L.LightningModule):
                 facts = {"vocab_size": vocab_size, "pad_token_id": pad_token_id, "eos_token_id": eos_token_id,
                          "decoder_start_token_id": pad_token_id}
             self.model = build_hf_model(AutoModelForSeq2SeqLM, backbone.get("pretrained"), backbone.get("config"),
-                                        trust_remote_code, **facts)
+                                        trust_remote_code, attn_implementation, **facts)
             hf_config = self.model.config.to_dict()
         else:
-            self.model = model_from_config_dict(AutoModelForSeq2SeqLM, hf_config)
+            self.model = model_from_config_dict(AutoModelForSeq2SeqLM, hf_config, attn_implementation)
         for key, value in generation.items():
             setattr(self.model.generation_config, key, value)
         apply_finetune_strategy(self.model, finetune, num_frozen_layers, encoder=self.model.get_encoder())
@@ -81,6 +85,7 @@ class Seq2SeqModule(L.LightningModule):
             "task": task, "val_generate_batches": val_generate_batches, "finetune": finetune,
             "num_frozen_layers": num_frozen_layers, "vocab_size": vocab_size, "pad_token_id": pad_token_id,
             "eos_token_id": eos_token_id, "trust_remote_code": trust_remote_code, "allow_fp16": allow_fp16,
+            "attn_implementation": attn_implementation, "compile": plain_config(compile),
             "hf_config": json_safe_config(hf_config),
         })
         self.val_metric = METRICS[task]()
@@ -145,6 +150,14 @@ class Seq2SeqModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")
+
+    def configure_model(self) -> None:
+        # here rather than in __init__: Lightning calls this in fit/validate/test, while predict.py
+        # rebuilds the module from the same hyperparameters and must not compile
+        options = self.hparams.get("compile") or False
+        if options and not getattr(self, "_compiled", False):
+            compile_model(self.model, **(options if isinstance(options, dict) else {}))
+            self._compiled = True
 
     def configure_optimizers(self):
         return build_optimization(self.model, self.hparams.optimizer, self.hparams.scheduler,
