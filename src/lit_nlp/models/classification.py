@@ -115,7 +115,9 @@ class ClassificationModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self._run(batch)
-        self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True,
+        # not on a GPU's progress bar: Lightning turns progress-bar values into Python numbers
+        # (.item(), a host-device sync) after every step; loggers get it every log_every_n_steps
+        self.log("train/loss", out.loss, prog_bar=self.device.type != "cuda", on_step=True, on_epoch=True,
                  batch_size=batch["labels"].shape[0])
         return out.loss
 
