@@ -255,7 +255,7 @@ def test_monitor_interpolates(tmp_path):
 def test_callbacks_options(tmp_path):
     default = compose_cfg(["callbacks=default"], tmp_path / "run").callbacks
     assert set(default) == {"model_checkpoint", "epoch_seed", "throughput", "confusion_matrix", "export",
-                            "generation_samples", "nan_guard"}
+                            "generation_samples", "nan_guard", "matmul_precision"}
     assert default.model_checkpoint.dirpath == str(tmp_path / "run" / "checkpoints")
     assert default.export.directory == str(tmp_path / "run" / "export")
     early = compose_cfg(["callbacks=early_stopping", "callbacks.early_stopping.patience=2"], tmp_path / "run").callbacks
@@ -273,8 +273,12 @@ def test_logger_options(option, target, tmp_path):
 
 def test_trainer_options():
     # composed as a user would (compose_cfg forces the CPU, which would hide trainer=gpu's accelerator)
+    from lit_nlp.resolvers import default_precision
+
     default = compose_plain(["paths.output_dir=run"]).trainer
-    assert default.accelerator == "auto" and default.precision == "32-true" and default.default_root_dir == "run"
+    # bf16-mixed on a bf16 GPU, 32-true elsewhere (tests/test_resolvers.py checks both)
+    assert default.accelerator == "auto" and default.default_root_dir == "run"
+    assert default.precision == default_precision("auto")
     cpu = compose_plain(["trainer=cpu"]).trainer
     assert cpu.accelerator == "cpu" and cpu.precision == "32-true" and cpu.max_epochs == default.max_epochs
     gpu = compose_plain(["trainer=gpu"]).trainer

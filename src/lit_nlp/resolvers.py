@@ -1,9 +1,17 @@
-"""Config interpolations for files that ship inside installed packages, so configs never
-hard-code a site-packages path: ${lit_nlp.minilm_dir:} and ${lit_nlp.demo_file:}."""
+"""Config interpolations: files that ship inside installed packages, so configs never
+hard-code a site-packages path (${lit_nlp.minilm_dir:}, ${lit_nlp.demo_file:}), and defaults
+that depend on the machine a run starts on (${lit_nlp.default_precision:<accelerator>},
+${lit_nlp.on_cuda:<accelerator>}, ${lit_nlp.default_num_workers:<accelerator>})."""
 
 from __future__ import annotations
 
+import os
+
+import torch
 from omegaconf import OmegaConf
+
+# accelerator values under which Lightning picks a CUDA device when there is one
+CUDA_ACCELERATORS = ("auto", "gpu", "cuda")
 
 
 def minilm_dir() -> str:
@@ -19,5 +27,26 @@ def demo_file() -> str:
     return path()
 
 
-for _name, _fn in {"minilm_dir": minilm_dir, "demo_file": demo_file}.items():
+def on_cuda(accelerator: str = "auto") -> bool:
+    """Will the run train on a CUDA GPU? (`trainer.accelerator` is auto/gpu/cuda and one exists.)"""
+    return str(accelerator) in CUDA_ACCELERATORS and torch.cuda.is_available()
+
+
+def default_precision(accelerator: str = "auto") -> str:
+    """bf16-mixed on a CUDA GPU that has bf16 (Ampere and newer), else 32-true: bf16 autocast
+    on a CPU is slower than fp32 there, and older GPUs would need fp16 with a loss scaler."""
+    return "bf16-mixed" if on_cuda(accelerator) and torch.cuda.is_bf16_supported() else "32-true"
+
+
+def default_num_workers(accelerator: str = "auto") -> int:
+    """Loader worker processes: on a GPU, collating the next batches while the GPU computes
+    (2 to 4, leaving cores for the main process); on CPU, 0, as the cores are busy training."""
+    if not on_cuda(accelerator):
+        return 0
+    return max(0, min(4, (os.cpu_count() or 1) // 2))
+
+
+RESOLVERS = {"minilm_dir": minilm_dir, "demo_file": demo_file, "on_cuda": on_cuda,
+             "default_precision": default_precision, "default_num_workers": default_num_workers}
+for _name, _fn in RESOLVERS.items():
     OmegaConf.register_new_resolver(f"lit_nlp.{_name}", _fn, replace=True)

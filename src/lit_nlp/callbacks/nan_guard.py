@@ -26,11 +26,12 @@ class NaNGuard(L.Callback):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is None:
             return
-        step = torch.tensor(self._step, device=loss.device)
         if self._first_bad is None or self._first_bad.device != loss.device:
             self._first_bad = torch.tensor(-1, device=loss.device)
         bad = ~torch.isfinite(loss.detach())
-        self._first_bad = torch.where(bad & (self._first_bad < 0), step, self._first_bad)
+        # the step goes in as a scalar kernel argument: torch.tensor(step, device=cuda) would be
+        # a blocking host-to-device copy every step
+        self._first_bad = self._first_bad.masked_fill(bad & (self._first_bad < 0), self._step)
         if trainer.global_step % self.check_every_n_steps == 0:
             self._check(trainer, pl_module)
 

@@ -1,5 +1,6 @@
-"""Training speed and learning rate, logged without any host-device sync: batch sizes are
-read from tensor shapes, time from the host clock."""
+"""Training speed and learning rate, logged without a host-device sync of their own: batch
+sizes are read from tensor shapes, time from the host clock, and both are logged only on the
+steps Lightning sends to the loggers anyway."""
 
 from __future__ import annotations
 
@@ -29,13 +30,15 @@ class Throughput(L.Callback):
         n = batch["input_ids"].shape[0] * trainer.world_size
         self.train_samples += n
         self._window_samples += n
+        # only on the steps whose metrics go to the loggers: on a GPU, logging a Python number
+        # copies it to the device, and that copy blocks the host until the queued work is done
         if (trainer.global_step % trainer.log_every_n_steps) == 0:
             now = time.perf_counter()
             elapsed = now - self._window_start
             if elapsed > 0:
                 pl_module.log("train/samples_per_sec", self._window_samples / elapsed, on_step=True, on_epoch=False)
             self._window_start, self._window_samples = now, 0
-        pl_module.log("lr", trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
+            pl_module.log("lr", trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if self._epoch_start is not None:

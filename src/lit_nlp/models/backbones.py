@@ -3,6 +3,7 @@ of them for the fine-tuning strategies. Plain functions, shared by both task mod
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import torch
@@ -30,18 +31,36 @@ def json_safe_config(config: dict) -> dict:
     return {k: (str(v) if isinstance(v, torch.dtype) else v) for k, v in config.items()}
 
 
+def _with_attention(build, attn_implementation: str | None):
+    """Call `build(attn_implementation=...)`; a model class without that kernel (some remote or
+    older architectures have no SDPA path) is built with the eager attention instead of failing."""
+    if not attn_implementation:
+        return build()
+    try:
+        return build(attn_implementation=attn_implementation)
+    except (ValueError, ImportError) as err:
+        if attn_implementation == "eager":
+            raise
+        log.warning("attention %s not available for this model (%s); using eager",
+                    attn_implementation, str(err).splitlines()[0])
+        return build(attn_implementation="eager")
+
+
 def build_hf_model(auto_class, pretrained: str | None = None, config: dict | None = None,
-                   trust_remote_code: bool = False, **config_kwargs) -> nn.Module:
+                   trust_remote_code: bool = False, attn_implementation: str | None = "sdpa",
+                   **config_kwargs) -> nn.Module:
     """`auto_class` (e.g. AutoModelForSequenceClassification) from `pretrained` (hub name or
     local folder), or random-init from `config` (a dict with `model_type` plus sizes).
-    `config_kwargs` (num_labels, id2label, vocab_size, ...) go into the model config."""
+    `config_kwargs` (num_labels, id2label, vocab_size, ...) go into the model config.
+    `attn_implementation`: "sdpa" (PyTorch's fused scaled_dot_product_attention; BERT,
+    DistilBERT and T5 have it in transformers 5), "eager", or null for the library's choice."""
     if pretrained and config:
         raise LitNlpError("set model.backbone.pretrained or model.backbone.config, not both")
     if pretrained:
         try:
-            return auto_class.from_pretrained(
-                pretrained, trust_remote_code=trust_remote_code, **config_kwargs
-            )
+            return _with_attention(functools.partial(
+                auto_class.from_pretrained, pretrained, trust_remote_code=trust_remote_code, **config_kwargs
+            ), attn_implementation)
         except OSError as err:
             raise LitNlpError(
                 f"cannot load model '{pretrained}' ({str(err).splitlines()[0]}); without hub access "
@@ -51,14 +70,26 @@ def build_hf_model(auto_class, pretrained: str | None = None, config: dict | Non
         raise LitNlpError("model.backbone needs `pretrained` (name or folder) or `config` with a model_type")
     config = dict(config)
     hf_config = AutoConfig.for_model(config.pop("model_type"), **config, **config_kwargs)
-    return auto_class.from_config(hf_config, trust_remote_code=trust_remote_code)
+    return _with_attention(functools.partial(auto_class.from_config, hf_config, trust_remote_code=trust_remote_code),
+                           attn_implementation)
 
 
-def model_from_config_dict(auto_class, config_dict: dict) -> nn.Module:
+def model_from_config_dict(auto_class, config_dict: dict, attn_implementation: str | None = "sdpa") -> nn.Module:
     """Rebuild an architecture from a saved `config.to_dict()` (weights are loaded after)."""
     config_dict = dict(config_dict)
     hf_config = AutoConfig.for_model(config_dict.pop("model_type"), **config_dict)
-    return auto_class.from_config(hf_config)
+    return _with_attention(functools.partial(auto_class.from_config, hf_config), attn_implementation)
+
+
+def compile_model(model: nn.Module, dynamic: bool | None = None, mode: str | None = None,
+                  backend: str = "inductor") -> nn.Module:
+    """Compile `model` in place (`nn.Module.compile`: parameter names and checkpoints keep
+    their keys, unlike the wrapper `torch.compile` returns). Batches change shape every step
+    with dynamic padding; `dynamic=None` lets dynamo recompile once on the first new shape and
+    then treat batch and length as symbolic, and `data.pad_to_multiple_of` caps the distinct
+    lengths anyway (max_length 128 / 8 = at most 16), so compiles stay bounded."""
+    model.compile(dynamic=dynamic, mode=mode, backend=backend)
+    return model
 
 
 def _layer_stack(encoder: nn.Module, config: PretrainedConfig) -> nn.ModuleList:

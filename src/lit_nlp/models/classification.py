@@ -20,6 +20,7 @@ from transformers import AutoModelForSequenceClassification
 from lit_nlp.models.backbones import (
     apply_finetune_strategy,
     build_hf_model,
+    compile_model,
     enable_gradient_checkpointing,
     json_safe_config,
     model_from_config_dict,
@@ -38,6 +39,9 @@ class ClassificationModule(L.LightningModule):
     finetune / num_frozen_layers: see `apply_finetune_strategy`.
     gradient_checkpointing: trade compute for activation memory (`enable_gradient_checkpointing`).
     label_names, vocab_size, pad_token_id: run-time facts from the data module.
+    attn_implementation: "sdpa" (default), "eager", or null (the library's choice); see
+        `build_hf_model`. compile: true (or `compile_model` kwargs) compiles the HF model when the
+        trainer sets the module up; see `compile_model`.
     hf_config: a saved model config; when given, the architecture is rebuilt from it and the
         weights come from the checkpoint (how predict loads a `.ckpt` without the hub).
     """
@@ -54,6 +58,8 @@ class ClassificationModule(L.LightningModule):
         pad_token_id: int | None = None,
         trust_remote_code: bool = False,
         gradient_checkpointing: bool = False,
+        attn_implementation: str | None = "sdpa",
+        compile: bool | dict = False,
         hf_config: dict | None = None,
     ):
         super().__init__()
@@ -66,10 +72,10 @@ class ClassificationModule(L.LightningModule):
                 # a random-init model takes its vocabulary from the tokenizer trained on the data
                 facts.update(vocab_size=vocab_size, pad_token_id=pad_token_id)
             self.model = build_hf_model(AutoModelForSequenceClassification, backbone.get("pretrained"),
-                                        backbone.get("config"), trust_remote_code, **facts)
+                                        backbone.get("config"), trust_remote_code, attn_implementation, **facts)
             hf_config = self.model.config.to_dict()
         else:
-            self.model = model_from_config_dict(AutoModelForSequenceClassification, hf_config)
+            self.model = model_from_config_dict(AutoModelForSequenceClassification, hf_config, attn_implementation)
         apply_finetune_strategy(self.model, finetune, num_frozen_layers)
         if gradient_checkpointing:
             enable_gradient_checkpointing(self.model)
@@ -81,7 +87,9 @@ class ClassificationModule(L.LightningModule):
             "label_names": label_names, "finetune": finetune, "num_frozen_layers": num_frozen_layers,
             "vocab_size": vocab_size, "pad_token_id": pad_token_id,
             "trust_remote_code": trust_remote_code,
-            "gradient_checkpointing": gradient_checkpointing, "hf_config": json_safe_config(hf_config),
+            "gradient_checkpointing": gradient_checkpointing,
+            "attn_implementation": attn_implementation, "compile": plain_config(compile),
+            "hf_config": json_safe_config(hf_config),
         })
         # DistilBERT takes no token_type_ids; drop batch keys the model's forward does not take
         self._forward_keys = set(inspect.signature(self.model.forward).parameters)
@@ -113,7 +121,9 @@ class ClassificationModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self._run(batch)
-        self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True,
+        # not on a GPU's progress bar: Lightning turns progress-bar values into Python numbers
+        # (.item(), a host-device sync) after every step; loggers get it every log_every_n_steps
+        self.log("train/loss", out.loss, prog_bar=self.device.type != "cuda", on_step=True, on_epoch=True,
                  batch_size=batch["labels"].shape[0])
         return out.loss
 
@@ -151,6 +161,14 @@ class ClassificationModule(L.LightningModule):
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self(batch).float().softmax(-1)
+
+    def configure_model(self) -> None:
+        # here rather than in __init__: Lightning calls this in fit/validate/test, while predict.py
+        # rebuilds the module from the same hyperparameters and must not compile
+        options = self.hparams.get("compile") or False
+        if options and not getattr(self, "_compiled", False):
+            compile_model(self.model, **(options if isinstance(options, dict) else {}))
+            self._compiled = True
 
     def configure_optimizers(self):
         return build_optimization(self.model, self.hparams.optimizer, self.hparams.scheduler,

@@ -52,13 +52,33 @@ def warmup_schedule(optimizer: torch.optim.Optimizer, num_training_steps: int, n
     return LambdaLR(optimizer, factor)
 
 
+# torch optimizers with a fused CUDA kernel (one launch for all parameters instead of several
+# per tensor) and a multi-tensor `foreach` path elsewhere
+FUSABLE = (torch.optim.AdamW, torch.optim.Adam)
+
+
+def kernel_flags(optimizer_class, params: list[torch.Tensor]) -> dict:
+    """`fused=True` when every parameter is on CUDA, else `foreach=True`, for AdamW/Adam; none
+    for other optimizers (Adafactor, ...). Called once the module is on its device."""
+    if not (isinstance(optimizer_class, type) and issubclass(optimizer_class, FUSABLE)):
+        return {}
+    if params and all(p.is_cuda for p in params):
+        return {"fused": True}
+    return {"foreach": True}
+
+
 def build_optimization(model: nn.Module, optimizer: dict, scheduler: dict, num_training_steps: int) -> dict:
     """What `configure_optimizers` returns: the configured optimizer (`_target_`, e.g. AdamW
-    or Adafactor) over `param_groups`, stepped by `warmup_schedule` every step."""
-    from hydra.utils import instantiate
+    or Adafactor) over `param_groups`, stepped by `warmup_schedule` every step. AdamW gets the
+    fused or foreach kernel (`kernel_flags`) unless the config sets `fused`/`foreach` itself."""
+    from hydra.utils import get_class, instantiate
 
     optimizer = dict(optimizer)
     weight_decay = optimizer.pop("weight_decay", 0.0)
-    built = instantiate(optimizer, _partial_=True)(param_groups(model, weight_decay))
+    groups = param_groups(model, weight_decay)
+    if "fused" not in optimizer and "foreach" not in optimizer:
+        params = [p for group in groups for p in group["params"]]
+        optimizer.update(kernel_flags(get_class(optimizer["_target_"]), params))
+    built = instantiate(optimizer, _partial_=True)(groups)
     schedule = warmup_schedule(built, num_training_steps, **scheduler)
     return {"optimizer": built, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

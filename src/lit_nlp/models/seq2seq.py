@@ -12,6 +12,7 @@ from lit_nlp.errors import LitNlpError
 from lit_nlp.models.backbones import (
     apply_finetune_strategy,
     build_hf_model,
+    compile_model,
     enable_gradient_checkpointing,
     json_safe_config,
     model_from_config_dict,
@@ -36,6 +37,7 @@ class Seq2SeqModule(L.LightningModule):
     classification (from the data module) picks the metrics. val_generate_batches: how many
     validation batches to generate for (null: all); the loss always covers all of them.
     gradient_checkpointing: trade compute for activation memory (`enable_gradient_checkpointing`).
+    attn_implementation / compile: as in ClassificationModule.
     tokenizer: handed in by `train()` to decode generations; not a hyperparameter.
     """
 
@@ -55,6 +57,8 @@ class Seq2SeqModule(L.LightningModule):
         trust_remote_code: bool = False,
         gradient_checkpointing: bool = False,
         allow_fp16: bool = False,
+        attn_implementation: str | None = "sdpa",
+        compile: bool | dict = False,
         hf_config: dict | None = None,
         tokenizer=None,
     ):
@@ -70,10 +74,10 @@ class Seq2SeqModule(L.LightningModule):
                 facts = {"vocab_size": vocab_size, "pad_token_id": pad_token_id, "eos_token_id": eos_token_id,
                          "decoder_start_token_id": pad_token_id}
             self.model = build_hf_model(AutoModelForSeq2SeqLM, backbone.get("pretrained"), backbone.get("config"),
-                                        trust_remote_code, **facts)
+                                        trust_remote_code, attn_implementation, **facts)
             hf_config = self.model.config.to_dict()
         else:
-            self.model = model_from_config_dict(AutoModelForSeq2SeqLM, hf_config)
+            self.model = model_from_config_dict(AutoModelForSeq2SeqLM, hf_config, attn_implementation)
         for key, value in generation.items():
             setattr(self.model.generation_config, key, value)
         apply_finetune_strategy(self.model, finetune, num_frozen_layers, encoder=self.model.get_encoder())
@@ -87,6 +91,7 @@ class Seq2SeqModule(L.LightningModule):
             "num_frozen_layers": num_frozen_layers, "vocab_size": vocab_size, "pad_token_id": pad_token_id,
             "eos_token_id": eos_token_id, "trust_remote_code": trust_remote_code,
             "gradient_checkpointing": gradient_checkpointing, "allow_fp16": allow_fp16,
+            "attn_implementation": attn_implementation, "compile": plain_config(compile),
             "hf_config": json_safe_config(hf_config),
         })
         self.val_metric = METRICS[task]()
@@ -110,7 +115,9 @@ class Seq2SeqModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.model(**self._inputs(batch)).loss
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True,
+        # not on a GPU's progress bar: Lightning turns progress-bar values into Python numbers
+        # (.item(), a host-device sync) after every step; loggers get it every log_every_n_steps
+        self.log("train/loss", loss, prog_bar=self.device.type != "cuda", on_step=True, on_epoch=True,
                  batch_size=batch["input_ids"].shape[0])
         return loss
 
@@ -153,6 +160,14 @@ class Seq2SeqModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")
+
+    def configure_model(self) -> None:
+        # here rather than in __init__: Lightning calls this in fit/validate/test, while predict.py
+        # rebuilds the module from the same hyperparameters and must not compile
+        options = self.hparams.get("compile") or False
+        if options and not getattr(self, "_compiled", False):
+            compile_model(self.model, **(options if isinstance(options, dict) else {}))
+            self._compiled = True
 
     def configure_optimizers(self):
         return build_optimization(self.model, self.hparams.optimizer, self.hparams.scheduler,

@@ -1,0 +1,112 @@
+"""The harness's command line: `key=value` pairs over a suite's defaults (no Hydra: the
+harness composes no configs, and a dozen flat keys read better this way)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from lit_nlp.errors import LitNlpError, raise_if_any
+
+SST2 = "../shared/data/sst2"
+COMMON = {
+    "out": None,               # default outputs/bench/<date>_<time>
+    "device": "auto",          # auto | cpu | cuda
+    "precision": "auto",       # auto: lit_nlp's default (bf16-mixed on a bf16 GPU, else 32-true)
+    "matmul_precision": "high",
+    "peak_tflops": None,       # the device's peak for MFU; default from lit_nlp.bench.flops
+    "compile": False,          # model.compile=true on our side, torch_compile on the HF side
+    "hf": True,                # also time the Hugging Face Trainer (the ratios)
+    "profile": False,          # torch.profiler over `profile_steps` steps of our real-data run
+    "profile_steps": 5,
+    "num_workers": 0,
+    "pin_memory": None,        # None: on CUDA
+    "pad_to_multiple_of": None,
+    "max_length": 128,         # run_glue's default max_seq_length
+    "text_column": "sentence",
+    "label_column": "label",
+    "data_format": "tsv",
+    "latency_runs": 50,
+}
+SUITES = {
+    # the test's suite: tiny random-init models, the demo reviews shipped with lit_nlp; seconds
+    "tiny": {"archs": "bert-tiny,distilbert-tiny,t5-tiny", "seq_lens": "32", "batch_size": 8, "warmup": 2,
+             "steps": 3, "real_model": "tiny", "data_file": "demo", "data_format": "csv", "text_column": "text",
+             "predict_file": None, "predict_rows": 64, "latency_runs": 10, "max_length": 64},
+    # the README's CPU table: small architectures at length 128, MiniLM on SST-2; minutes on 2 cores
+    "cpu": {"archs": "bert-mini,distilbert-mini,t5-mini", "seq_lens": "128", "batch_size": 8, "warmup": 3,
+            "steps": 10, "real_model": "minilm", "data_file": f"{SST2}/train.tsv",
+            "predict_file": f"{SST2}/dev.tsv", "predict_rows": 872},
+    # the README's GPU table: base architectures at 128 and 384, MiniLM on SST-2
+    "gpu": {"archs": "bert-base,distilbert-base,t5-small", "seq_lens": "128,384", "batch_size": 32,
+            "warmup": 10, "steps": 50, "real_model": "minilm", "data_file": f"{SST2}/train.tsv",
+            "predict_file": f"{SST2}/dev.tsv", "predict_rows": 872},
+}
+
+
+def _convert(key: str, text: str, default):
+    if text.lower() in ("null", "none", ""):
+        return None
+    if isinstance(default, bool) or key in ("compile", "hf", "profile", "pin_memory"):
+        if text.lower() not in ("true", "false"):
+            raise LitNlpError(f"{key}={text}: expected true or false")
+        return text.lower() == "true"
+    if isinstance(default, int) or key in ("pad_to_multiple_of",):
+        return int(text)
+    if key == "peak_tflops":
+        return float(text)
+    return text
+
+
+def parse(argv: list[str]) -> dict:
+    """`suite=tiny|cpu|gpu` (default tiny) plus overrides; unknown keys and bad values are
+    reported together."""
+    pairs, problems = {}, []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep:
+            problems.append(f"'{arg}' is not key=value")
+        else:
+            pairs[key] = value
+    suite = pairs.pop("suite", "tiny")
+    if suite not in SUITES:
+        raise LitNlpError(f"suite={suite} is not one of {', '.join(SUITES)}")
+    opts = {**COMMON, **SUITES[suite], "suite": suite}
+    for key, value in pairs.items():
+        if key not in opts:
+            problems.append(f"unknown option {key} (options: {', '.join(sorted(opts))})")
+            continue
+        try:
+            opts[key] = _convert(key, value, opts[key])
+        except ValueError:
+            problems.append(f"{key}={value}: expected a number")
+    raise_if_any(problems)
+    return finish(opts)
+
+
+def finish(opts: dict) -> dict:
+    """Resolve the machine-dependent defaults and check what would fail late."""
+    import torch
+
+    from lit_nlp.data.classification import demo_file
+    from lit_nlp.resolvers import default_precision
+
+    if opts["device"] == "auto":
+        opts["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+    if opts["precision"] == "auto":
+        opts["precision"] = default_precision("gpu" if opts["device"] == "cuda" else "cpu")
+    if opts["pin_memory"] is None:
+        opts["pin_memory"] = opts["device"] == "cuda"
+    if opts["data_file"] == "demo":
+        opts["data_file"] = demo_file()
+    opts["out"] = opts["out"] or str(Path("outputs/bench") / time.strftime("%Y-%m-%d_%H-%M-%S"))
+    problems = []
+    if opts["device"] == "cuda" and not torch.cuda.is_available():
+        problems.append("device=cuda but no CUDA device is visible")
+    if opts["warmup"] < 1 or opts["steps"] < 1:
+        problems.append("warmup and steps must be at least 1 (the first step is never timed)")
+    for key in ("data_file", "predict_file"):
+        if opts[key] and not Path(opts[key]).is_file():
+            problems.append(f"{key}={opts[key]} not found; pass {key}=<path> (SST-2's train.tsv/dev.tsv)")
+    raise_if_any(problems)
+    return opts

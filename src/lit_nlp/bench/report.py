@@ -1,0 +1,74 @@
+"""results.json (everything, raw) and results.md (the tables the README quotes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _num(value, digits: int = 1) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def training_table(rows: list[dict]) -> list[str]:
+    lines = ["| workload | side | samples/s | tokens/s | step ms | first step s | padding | peak GB | TFLOP/s | MFU | lit_nlp speedup |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        mfu = f"{100 * r['mfu']:.1f}%" if r.get("mfu") is not None else "n/a"
+        speedup = f"{r['lit_nlp_speedup']:.2f}x" if "lit_nlp_speedup" in r else ""
+        lines.append(f"| {r['workload']} | {r['side']} | {_num(r['samples_per_s'])} | {_num(r['tokens_per_s'], 0)} | "
+                     f"{_num(r['step_time_ms'])} | {_num(r['time_to_first_step_s'], 2)} | "
+                     f"{100 * r['padding_fraction']:.0f}% | {_num(r.get('peak_memory_gb'), 2)} | "
+                     f"{_num(r['model_tflops'], 3)} | {mfu} | {speedup} |")
+    return lines
+
+
+def data_table(data: dict) -> list[str]:
+    tok, pred = data["tokenization"], data["predict_cpu"]
+    return ["| figure | value |", "| --- | ---: |",
+            f"| training rows | {data['rows_train']:,} |",
+            f"| data preparation, cold cache (read, clean, split, tokenize, write) | {data['cache_build_s']:.2f} s |",
+            f"| data load, cache hit (second run) | {data['cache_hit_load_s']:.2f} s |",
+            f"| tokenization | {tok['texts_per_s']:,.0f} texts/s, {tok['tokens_per_s']:,.0f} tokens/s |",
+            f"| prediction, CPU, batch 32 ({pred['texts']} texts, {pred['threads']} threads) | {pred['samples_per_s']:,.1f} samples/s |",
+            f"| single-sentence latency, CPU (median / p90) | {pred['latency_ms_median']:.1f} / {pred['latency_ms_p90']:.1f} ms |"]
+
+
+def profile_table(profile: dict) -> list[str]:
+    lines = [f"{profile['steps']} steps of our real-data run: {profile['wall_ms_per_step']:.1f} ms per step, "
+             f"{profile['aten_cpu_ms_per_step']:.1f} ms inside PyTorch ops (self CPU time), "
+             f"{profile['host_overhead_ms_per_step']:.1f} ms ({100 * profile['host_overhead_fraction']:.0f}%) around "
+             "them on the host (Python: Lightning, callbacks, model code, loader, collate)"
+             + (f"; GPU kernels {profile['gpu_kernel_ms_per_step']:.1f} ms" if profile["gpu_kernel_ms_per_step"] else "")
+             + ".", "", "| op | calls/step | self CPU ms/step | share of step | self GPU ms/step |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for op in profile["top_ops"]:
+        lines.append(f"| {op['op']} | {op['calls_per_step']:.0f} | {op['self_cpu_ms_per_step']:.2f} | "
+                     f"{100 * op['share_of_wall']:.1f}% | {op['self_gpu_ms_per_step']:.2f} |")
+    return lines
+
+
+def markdown(results: dict) -> str:
+    env, opts = results["environment"], results["options"]
+    lines = [f"# lit_nlp benchmark, suite {opts['suite']}", "",
+             f"{env['date']}, {env['device']} ({env['cpu_threads']} CPU threads), torch {env['torch']}, "
+             f"transformers {env['transformers']}, lightning {env['lightning']}, load average "
+             f"{env['load_average_1min']:.1f}; precision {opts['precision']}, "
+             f"batch {opts['batch_size']}, {opts['warmup']} warm-up + {opts['steps']} timed steps, "
+             f"compile {opts['compile']}.", "", "## Training", ""]
+    lines += training_table(results["training"])
+    lines += ["", "tokens/s counts real (unpadded) tokens; padding is the share of padded positions; MFU = "
+              "model FLOPs (lit_nlp.bench.flops) per second / the device's dense peak; lit_nlp speedup = "
+              "our samples/s / that row's."]
+    if "data" in results:
+        lines += ["", "## Data and prediction", ""] + data_table(results["data"])
+    if "profile" in results:
+        lines += ["", "## Where a step's time goes (profile=true)", ""] + profile_table(results["profile"])
+    return "\n".join(lines) + "\n"
+
+
+def write(results: dict, out: Path) -> None:
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    (out / "results.md").write_text(markdown(results))

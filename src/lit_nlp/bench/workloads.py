@@ -1,0 +1,104 @@
+"""What the harness trains: architectures built from their default configs (no weights are
+needed to time them), fixed-length synthetic batches, and real text through our data module."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import datasets
+import torch
+
+from lit_nlp.data.classification import ClassificationDataModule
+from lit_nlp.data.tokenizers import PretrainedTokenizer, WordPieceTokenizer
+from lit_nlp.models.classification import ClassificationModule
+from lit_nlp.models.seq2seq import Seq2SeqModule
+
+# model_type + sizes, as `model.backbone.config` takes them. The base sizes are the defaults
+# of BertConfig(), DistilBertConfig() and T5Config() (= t5-small), written out so the table
+# says what was run; "mini" (BERT's 4-layer/256 miniature) and "tiny" are for CPUs and tests.
+ARCHITECTURES = {
+    "bert-base": {"model_type": "bert", "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+                  "intermediate_size": 3072, "vocab_size": 30522},
+    "distilbert-base": {"model_type": "distilbert", "dim": 768, "n_layers": 6, "n_heads": 12,
+                        "hidden_dim": 3072, "vocab_size": 30522},
+    "t5-small": {"model_type": "t5", "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6,
+                 "num_decoder_layers": 6, "num_heads": 8, "vocab_size": 32128},
+    "bert-mini": {"model_type": "bert", "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4,
+                  "intermediate_size": 1024, "vocab_size": 30522},
+    "distilbert-mini": {"model_type": "distilbert", "dim": 256, "n_layers": 4, "n_heads": 4,
+                        "hidden_dim": 1024, "vocab_size": 30522},
+    "t5-mini": {"model_type": "t5", "d_model": 256, "d_kv": 32, "d_ff": 1024, "num_layers": 4,
+                "num_decoder_layers": 4, "num_heads": 8, "vocab_size": 32128},
+    "bert-tiny": {"model_type": "bert", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                  "intermediate_size": 128, "vocab_size": 1000},
+    "distilbert-tiny": {"model_type": "distilbert", "dim": 64, "n_layers": 2, "n_heads": 2,
+                        "hidden_dim": 128, "vocab_size": 1000},
+    "t5-tiny": {"model_type": "t5", "d_model": 64, "d_kv": 16, "d_ff": 256, "num_layers": 2,
+                "num_decoder_layers": 2, "num_heads": 4, "vocab_size": 1000},
+}
+# T5 targets: a fixed 32 tokens (a short answer or label), whatever the source length
+TARGET_LENGTH = 32
+PAD, EOS = 0, 1
+OPTIMIZER = {"_target_": "torch.optim.AdamW", "lr": 5e-5, "weight_decay": 0.01}
+SCHEDULER = {"name": "linear", "warmup_ratio": 0.1}
+
+
+def is_seq2seq(arch: str) -> bool:
+    return ARCHITECTURES[arch]["model_type"] == "t5"
+
+
+def build_module(arch: str, compile: bool = False, seed: int = 0):
+    """Our LightningModule for `arch`, random init (seeded: both sides get the same weights)."""
+    config = dict(ARCHITECTURES[arch])
+    vocab_size = config.pop("vocab_size")
+    torch.manual_seed(seed)
+    common = dict(backbone={"config": config}, optimizer=OPTIMIZER, scheduler=SCHEDULER, vocab_size=vocab_size,
+                  pad_token_id=PAD, compile=compile)
+    if is_seq2seq(arch):
+        # nothing is decoded (no validation runs), but the module insists on a tokenizer
+        return Seq2SeqModule(generation={}, task="qa", eos_token_id=EOS, tokenizer=SimpleNamespace(), **common)
+    return ClassificationModule(label_names=["negative", "positive"], **common)
+
+
+def synthetic_rows(arch: str, seq_len: int, n: int, seed: int = 0) -> datasets.Dataset:
+    """`n` rows of exactly `seq_len` random tokens (no padding: every position is real), with a
+    random label, or a TARGET_LENGTH-token target for T5; `length` feeds our sampler."""
+    gen = torch.Generator().manual_seed(seed)
+    vocab = ARCHITECTURES[arch]["vocab_size"]
+    ids = torch.randint(5, vocab, (n, seq_len), generator=gen)
+    rows = {"input_ids": ids.tolist(), "attention_mask": [[1] * seq_len] * n, "length": [seq_len] * n}
+    if is_seq2seq(arch):
+        rows["labels"] = torch.randint(5, vocab, (n, TARGET_LENGTH), generator=gen).tolist()
+    else:
+        rows["labels"] = torch.randint(0, 2, (n,), generator=gen).tolist()
+    return datasets.Dataset.from_dict(rows)
+
+
+def real_data_module(opts: dict, cache_dir: str) -> ClassificationDataModule:
+    """Our classification data module on the real file (SST-2 by default), as train.py builds
+    it: cleaning, splits, tokenizing, cache, length-grouped dynamic padding."""
+    if opts["real_model"] == "minilm":
+        from lit_nlp.resolvers import minilm_dir
+
+        tokenizer = PretrainedTokenizer(minilm_dir())
+    else:
+        tokenizer = WordPieceTokenizer(vocab_size=1000, model_max_length=opts["max_length"])
+    return ClassificationDataModule(
+        train_file=opts["data_file"], format=opts["data_format"], text_column=opts["text_column"],
+        label_column=opts["label_column"], max_length=opts["max_length"], batch_size=opts["batch_size"],
+        val_ratio=0.01, test_ratio=0.01, num_workers=opts["num_workers"], pin_memory=opts["pin_memory"],
+        pad_to_multiple_of=opts["pad_to_multiple_of"], cache_dir=cache_dir, tokenizer=tokenizer)
+
+
+def real_module(opts: dict, datamodule: ClassificationDataModule, seed: int = 0) -> ClassificationModule:
+    if opts["real_model"] == "minilm":
+        from lit_nlp.resolvers import minilm_dir
+
+        backbone = {"pretrained": minilm_dir()}
+    else:
+        config = dict(ARCHITECTURES["bert-tiny"])
+        config.pop("vocab_size")
+        backbone = {"config": {**config, "max_position_embeddings": opts["max_length"]}}
+    torch.manual_seed(seed)
+    return ClassificationModule(backbone=backbone, optimizer=OPTIMIZER, scheduler=SCHEDULER,
+                                compile=opts["compile"], **datamodule.model_facts())

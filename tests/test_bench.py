@@ -1,0 +1,89 @@
+"""The benchmark harness end to end on tiny models on the CPU: both sides of every comparison
+run and results.json / results.md hold sane figures. Timings are never asserted (a benchmark
+is not a timed test); the FLOPs formula and the options are checked exactly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from transformers import AutoModelForSequenceClassification, BertConfig
+
+from lit_nlp.bench.flops import model_shape, peak_tflops, training_flops
+from lit_nlp.bench.options import parse
+from lit_nlp.errors import LitNlpError
+
+TRAINING_FIELDS = ("samples_per_s", "tokens_per_s", "step_time_ms", "time_to_first_step_s", "model_tflops",
+                   "padding_fraction")
+
+
+@pytest.mark.slow
+def test_tiny_suite_end_to_end(tmp_path):
+    from lit_nlp.bench.run import run_bench
+
+    opts = parse(["suite=tiny", f"out={tmp_path}", "archs=bert-tiny,t5-tiny", "seq_lens=16", "warmup=1", "steps=2",
+                  "predict_rows=16", "latency_runs=2", "profile=true", "profile_steps=1"])
+    run_bench(opts)
+    results = json.loads((tmp_path / "results.json").read_text())
+    rows = results["training"]
+    sides = {(r["workload"], r["side"]) for r in rows}
+    assert sides == {("bert-tiny len 16", "lit_nlp"), ("bert-tiny len 16", "hf_trainer"),
+                     ("t5-tiny len 16+32", "lit_nlp"), ("t5-tiny len 16+32", "hf_trainer"),
+                     ("tiny on sentiment.csv", "lit_nlp"), ("tiny on sentiment.csv", "hf_trainer_max_length"),
+                     ("tiny on sentiment.csv", "hf_trainer_dynamic_grouped")}
+    for row in rows:
+        assert all(row[k] > 0 for k in TRAINING_FIELDS if k != "padding_fraction"), row
+        assert row["steps"] == 2 and row["samples"] == 2 * 8
+        assert row["mfu"] is None  # a CPU without peak_tflops=
+        if row["side"] == "lit_nlp":
+            assert set(row["ratios"]) == {r["side"] for r in rows if r["workload"] == row["workload"]} - {"lit_nlp"}
+        else:
+            assert row["lit_nlp_speedup"] > 0 and row["lit_nlp_first_step_ratio"] > 0
+    by_side = {r["side"]: r for r in rows if r["data"] == "real"}
+    # run_glue's default pads every row to max_length; the others pad little
+    assert by_side["hf_trainer_max_length"]["padding_fraction"] > 0.5
+    assert by_side["lit_nlp"]["padding_fraction"] < by_side["hf_trainer_max_length"]["padding_fraction"]
+    assert all(r["padding_fraction"] == 0 for r in rows if r["data"] == "synthetic")
+    data = results["data"]
+    assert data["cache_build_s"] > 0 and data["cache_hit_load_s"] > 0 and data["rows_train"] > 1000
+    assert data["tokenization"]["texts_per_s"] > 0 and data["predict_cpu"]["samples_per_s"] > 0
+    assert data["predict_cpu"]["latency_ms_median"] > 0
+    profile = results["profile"]
+    assert profile["steps"] == 1 and profile["top_ops"] and profile["wall_ms_per_step"] > 0
+    md = (tmp_path / "results.md").read_text()
+    for text in ("| workload | side |", "hf_trainer_dynamic_grouped", "lit_nlp speedup", "cache hit",
+                 "single-sentence latency", "Where a step's time goes", "aten::"):
+        assert text in md
+
+
+def test_flops_formula_by_hand():
+    model = AutoModelForSequenceClassification.from_config(
+        BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128, vocab_size=100))
+    shape = model_shape(model)
+    # per layer: 4 x (64x64 + 64) attention + 64x128+128 + 128x64+64 FFN + 2 LayerNorms (2 x 128)
+    layer = 4 * (64 * 64 + 64) + (64 * 128 + 128) + (128 * 64 + 64) + 2 * 128
+    # + embedding LayerNorm (128) + pooler (64x64 + 64) + classifier (64x2 + 2)
+    assert shape["n"] == 2 * layer + 128 + 64 * 64 + 64 + 64 * 2 + 2
+    # two sequences of 10 and 20 real tokens: 30 tokens, 10^2 + 20^2 = 500
+    assert training_flops(shape, {"tokens": 30, "tokens_sq": 500}) == 6 * shape["n"] * 30 + 12 * 2 * 64 * 500
+
+
+def test_peaks():
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "bf16-mixed") == 989.0
+    assert peak_tflops("NVIDIA H100 PCIe", "bf16-mixed") == 756.0
+    assert peak_tflops("NVIDIA A100-SXM4-80GB", "32-true") == 156.0  # TF32
+    assert peak_tflops("cpu", "32-true") is None
+
+
+def test_options(tmp_path):
+    opts = parse(["suite=tiny", f"out={tmp_path}", "steps=4", "compile=true", "peak_tflops=1.5"])
+    assert opts["steps"] == 4 and opts["compile"] is True and opts["peak_tflops"] == 1.5
+    assert opts["device"] == "cpu" and opts["precision"] == "32-true" and opts["data_file"].endswith("sentiment.csv")
+    with pytest.raises(LitNlpError) as err:
+        parse(["suite=tiny", "stepz=4", "compile=maybe", "data_file=missing.tsv"])
+    msg = str(err.value)
+    assert "unknown option stepz" in msg and "compile=maybe" in msg and "\n" not in msg
+    with pytest.raises(LitNlpError, match="data_file=missing.tsv not found"):
+        parse(["suite=tiny", "data_file=missing.tsv"])
+    with pytest.raises(LitNlpError, match="suite=huge"):
+        parse(["suite=huge"])
