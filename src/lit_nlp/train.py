@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from lit_nlp.callbacks import Throughput
 from lit_nlp.errors import LitNlpError
 from lit_nlp.models.backbones import count_parameters
+from lit_nlp.report import write_run_plots
 from lit_nlp.reporting import flatten, log_final_hparams, print_summary, write_metrics
 
 log = logging.getLogger(__name__)
@@ -113,5 +114,6 @@ def train(cfg: DictConfig) -> float:
     if trainer.is_global_zero:
         write_metrics(metrics, run_dir)
         log_final_hparams(trainer.loggers, cfg, metrics, trainer.global_step)
+        write_run_plots(run_dir, monitor)
         print_summary(run_dir, metrics, monitor, best_path)
     return metrics[f"{monitor}_best"]

@@ -1,8 +1,10 @@
-"""Confusion matrix as an image in TensorBoard (every validation) and as a PNG in the run dir
-(test)."""
+"""Confusion matrix as an image in TensorBoard (every validation) and, on test, as a PNG in the
+run dir with its counts beside it in confusion_matrix.json (so `python -m lit_nlp.report` can
+draw it again)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lightning as L
@@ -52,6 +54,9 @@ class ConfusionMatrixLogger(L.Callback):
         if stage == "test" and self.png_dir:
             Path(self.png_dir).mkdir(parents=True, exist_ok=True)
             fig.savefig(Path(self.png_dir) / "confusion_matrix.png", dpi=120)
+            counts = {"stage": stage, "step": trainer.global_step, "labels": list(pl_module.label_names),
+                      "matrix": matrix.tolist()}  # rows: true label, columns: predicted
+            (Path(self.png_dir) / "confusion_matrix.json").write_text(json.dumps(counts, indent=1))
         plt.close(fig)
 
     @rank_zero_only
