@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from lit_nlp.callbacks import Throughput
@@ -89,6 +90,8 @@ def train(cfg: DictConfig) -> float:
         cfg.monitor = datamodule.main_metric  # before callbacks interpolate ${monitor}
     model = instantiate(cfg.model, **datamodule.model_facts())
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar callback then
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 

@@ -3,8 +3,9 @@
 from lit_nlp.callbacks.confusion_matrix import ConfusionMatrixLogger
 from lit_nlp.callbacks.export import HFExport
 from lit_nlp.callbacks.nan_guard import NaNGuard
+from lit_nlp.callbacks.progress import ProgressBar
 from lit_nlp.callbacks.samples import GenerationSamples
 from lit_nlp.callbacks.seeding import EpochSeed
 from lit_nlp.callbacks.throughput import Throughput
 
-__all__ = ["ConfusionMatrixLogger", "EpochSeed", "GenerationSamples", "HFExport", "NaNGuard", "Throughput"]
+__all__ = ["ConfusionMatrixLogger", "EpochSeed", "GenerationSamples", "HFExport", "NaNGuard", "ProgressBar", "Throughput"]
