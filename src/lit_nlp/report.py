@@ -151,23 +151,40 @@ def _monitor_mode(run_dir: Path) -> str:
     return "max"
 
 
+def confusion_matrix_figure(matrix, label_names: list[str], title: str):
+    """Counts (rows: true label, columns: predicted; a CPU tensor or nested lists) as a heat map
+    with the numbers written in; the callback logs it to TensorBoard and saves it on test."""
+    import numpy as np
+
+    matrix = np.asarray(matrix)
+    n = len(label_names)
+    size = 2.5 + 0.5 * n
+    fig, (ax,) = _figure(1, width=size, height=size)
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(n), label_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), label_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    top = matrix.max() or 1
+    for i in range(n):
+        for j in range(n):
+            value = int(matrix[i, j])
+            ax.text(j, i, str(value), ha="center", va="center", color="white" if value > top / 2 else "black")
+    return fig
+
+
 def plot_confusion_matrix(run_dir: Path) -> Path | None:
     """`confusion_matrix.png` again from the test counts in `confusion_matrix.json`
     (classification runs write it on test; seq2seq runs have none: None)."""
-    import matplotlib.pyplot as plt
-    import torch
-
-    from lit_nlp.callbacks.confusion_matrix import confusion_matrix_figure
-
     source = Path(run_dir) / CONFUSION_JSON
     if not source.is_file():
         return None
     counts = json.loads(source.read_text())
-    fig = confusion_matrix_figure(torch.tensor(counts["matrix"]), counts["labels"],
+    fig = confusion_matrix_figure(counts["matrix"], counts["labels"],
                                   f"{counts.get('stage', 'test')} (step {counts.get('step', '?')})")
     path = Path(run_dir) / CONFUSION_PNG
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -211,6 +228,9 @@ def plot_sweep(sweep_dir: Path) -> Path:
     ok = summary[summary["status"].astype(str) == "ok"] if "status" in summary.columns else summary
     ok = ok[pd.to_numeric(ok["objective"], errors="coerce").notna()]
     keys = swept_keys(summary.columns) or ["job"]
+    # the objective is the jobs' monitored metric: name it when a job dir tells which
+    monitor = next((m for m in map(run_monitor, job_dirs(sweep_dir)) if m), None)
+    ylabel = f"objective ({monitor})" if monitor else "objective"
     fig, axes = _figure(len(keys), width=4.2)
     for ax, key in zip(axes, keys):
         objective = pd.to_numeric(ok["objective"]).tolist()
@@ -223,6 +243,7 @@ def plot_sweep(sweep_dir: Path) -> Path:
             categories = list(dict.fromkeys(ok[key].astype(str)))
             x = [categories.index(v) for v in ok[key].astype(str)]
             ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
+            ax.set_xlim(-0.5, len(categories) - 0.5)
         ax.scatter(x, objective, s=36, alpha=0.8)
         best = [i for i, b in enumerate(ok["best"]) if _is_true(b)] if "best" in ok.columns else []
         if not best and objective:  # no best column: the highest objective (monitor_mode max)
@@ -231,7 +252,7 @@ def plot_sweep(sweep_dir: Path) -> Path:
             ax.plot([x[i]], [objective[i]], "*", ms=16, color="tab:red",
                     label=f"best {objective[i]:.4f}" if i == best[0] else None)
         ax.set_xlabel(key)
-        ax.set_ylabel("objective")
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         if best:
             ax.legend()
