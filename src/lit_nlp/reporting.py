@@ -102,7 +102,10 @@ def print_summary(run_dir: Path, metrics: dict, monitor: str, best_path: str | N
     table.add_column(overflow="fold")
     for name, value in rows:
         table.add_row(name, value)
-    Console().print(Panel(table, title="run finished", title_align="left", border_style="green", expand=False))
+    console = Console()
+    if not console.is_terminal:  # a log has no width limit: keep each command on one line to copy
+        console = Console(width=max(console.width, 12 + 2 + max(len(v) for _, v in rows) + 4))
+    console.print(Panel(table, title="run finished", title_align="left", border_style="green", expand=False))
     # the file handlers only: the console handler would print the panel's content a second time
     text = "run finished\n  " + "\n  ".join(f"{name:<12} {value}" for name, value in rows)
     record = log.makeRecord(log.name, logging.INFO, __file__, 0, text, None, None)
