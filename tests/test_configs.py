@@ -250,12 +250,14 @@ def test_monitor_interpolates(tmp_path):
     assert cfg.callbacks.model_checkpoint.mode == "min"
     assert cfg.callbacks.early_stopping.monitor == "val/f1_macro"
     assert cfg.callbacks.early_stopping.mode == "min"
+    assert cfg.callbacks.progress_bar.monitor == "val/f1_macro"
 
 
 def test_callbacks_options(tmp_path):
     default = compose_cfg(["callbacks=default"], tmp_path / "run").callbacks
     assert set(default) == {"model_checkpoint", "epoch_seed", "throughput", "confusion_matrix", "export",
-                            "generation_samples", "nan_guard", "matmul_precision"}
+                            "generation_samples", "nan_guard", "matmul_precision", "progress_bar"}
+    assert default.progress_bar.metrics_every_n_steps == compose_cfg([], tmp_path / "run").trainer.log_every_n_steps
     assert default.model_checkpoint.dirpath == str(tmp_path / "run" / "checkpoints")
     assert default.export.directory == str(tmp_path / "run" / "export")
     early = compose_cfg(["callbacks=early_stopping", "callbacks.early_stopping.patience=2"], tmp_path / "run").callbacks
@@ -383,7 +385,10 @@ def test_logger_and_cpu_trainer_instantiate(option, subdir, tmp_path):
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    cfg = compose_cfg([f"logger={option}", "trainer=cpu"], tmp_path / "run")
+    from lit_nlp.callbacks import ProgressBar
+
+    # the bar is on, as for a user (compose_cfg turns it off; train() then drops its callback)
+    cfg = compose_cfg([f"logger={option}", "trainer=cpu", "trainer.enable_progress_bar=true"], tmp_path / "run")
     loggers = [instantiate(c) for c in cfg.logger.values()]
     assert len(loggers) == 1
     assert isinstance(loggers[0], {"tensorboard": TensorBoardLogger, "csv": CSVLogger}[option])
@@ -395,6 +400,7 @@ def test_logger_and_cpu_trainer_instantiate(option, subdir, tmp_path):
     assert type(trainer.accelerator).__name__ == "CPUAccelerator"
     assert trainer.loggers == loggers
     assert trainer.checkpoint_callback is callbacks[0]
+    assert isinstance(trainer.progress_bar_callback, ProgressBar)
 
 
 def test_minilm_instantiates_offline(tmp_path):

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from lit_nlp.callbacks import Throughput
 from lit_nlp.distributed import announce_run_dir, launch_rank
 from lit_nlp.errors import LitNlpError
 from lit_nlp.models.backbones import count_parameters
+from lit_nlp.report import write_run_plots
 from lit_nlp.reporting import flatten, log_final_hparams, print_summary, write_metrics
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,8 @@ def train(cfg: DictConfig) -> float:
         cfg.monitor = datamodule.main_metric  # before callbacks interpolate ${monitor}
     model = instantiate(cfg.model, **datamodule.model_facts())
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar callback then
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
@@ -126,5 +130,6 @@ def train(cfg: DictConfig) -> float:
     if trainer.is_global_zero:
         write_metrics(metrics, run_dir)
         log_final_hparams(trainer.loggers, cfg, metrics, trainer.global_step)
+        write_run_plots(run_dir, monitor)
         print_summary(run_dir, metrics, monitor, best_path)
     return metrics[f"{monitor}_best"]

@@ -133,7 +133,8 @@ class ClassificationModule(L.LightningModule):
         getattr(self, f"{stage}_metrics").update(preds, labels)
         getattr(self, f"{stage}_f1_per_class").update(preds, labels)
         getattr(self, f"{stage}_confmat").update(preds, labels)
-        self.log(f"{stage}/loss", out.loss, on_epoch=True, batch_size=labels.shape[0], sync_dist=True)
+        self.log(f"{stage}/loss", out.loss, on_epoch=True, prog_bar=(stage == "val"), batch_size=labels.shape[0],
+                 sync_dist=True)
 
     def _eval_epoch_end(self, stage: str) -> None:
         collection = getattr(self, f"{stage}_metrics")

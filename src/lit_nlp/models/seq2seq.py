@@ -129,7 +129,8 @@ class Seq2SeqModule(L.LightningModule):
 
     def _eval_step(self, batch: dict, batch_idx: int, stage: str) -> None:
         loss = self.model(**self._inputs(batch)).loss
-        self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=batch["input_ids"].shape[0], sync_dist=True)
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=(stage == "val"),
+                 batch_size=batch["input_ids"].shape[0], sync_dist=True)
         limit = self.hparams.val_generate_batches if stage == "val" else None
         if limit is not None and batch_idx >= limit:
             return

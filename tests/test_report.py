@@ -1,0 +1,152 @@
+"""Run and sweep reports: the PNGs a run writes, `python -m lit_nlp.report <dir>` drawing them
+again, the sweep plot from summary.csv, the end-of-run summary and a quiet log without a terminal.
+One tiny run (train.py in a subprocess, as a user starts it) serves the whole module."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, synthetic_rows, write_table
+from lit_nlp import report
+
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+
+
+def assert_image(path: Path) -> None:
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(path)
+    assert pixels.ndim == 3 and pixels.shape[0] > 100 and pixels.shape[1] > 100, pixels.shape
+    assert pixels.std() > 0  # not a blank canvas
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """2 epochs of a tiny BERT through train.py, progress bar on, stdout a pipe (as in CI)."""
+    tmp = tmp_path_factory.mktemp("report")
+    data = write_table(synthetic_rows(200, seed=4), tmp / "train.csv")
+    run = tmp / "run"
+    cmd = [sys.executable, "train.py", "model=bert_tiny", "data=csv", f"data.train_file={data}",
+           "trainer.max_epochs=2", "data.batch_size=16", "data.max_length=32", "tokenizer.vocab_size=300",
+           "trainer.log_every_n_steps=2", "trainer.accelerator=cpu", "trainer.enable_model_summary=false",
+           "callbacks.export=null", f"hydra.run.dir={run}", f"paths.cache_dir={tmp / 'cache'}"]
+    result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run, result
+
+
+def test_run_writes_learning_curves_and_confusion_matrix(tiny_run):
+    run, _ = tiny_run
+    for name in ("learning_curves.png", "confusion_matrix.png"):
+        assert_image(run / name)
+    counts = json.loads((run / "confusion_matrix.json").read_text())
+    assert counts["labels"] == ["negative", "positive"]
+    assert sum(map(sum, counts["matrix"])) == json.loads((run / "metrics.json").read_text())["data/rows/test"]
+    assert report.run_monitor(run) == "val/acc"  # config.yaml says null; metrics.json has val/acc_best
+
+
+def test_progress_bar_and_summary_without_a_terminal(tiny_run):
+    run, result = tiny_run
+    out = result.stdout
+    # rich prints each stage's final bar once, not a line per redraw: 30 steps would be 30+ lines
+    assert sum("Epoch" in line for line in out.splitlines()) <= 2, out
+    assert "Epoch 1/1" in out and "train/loss:" in out and "val/acc:" in out and "val/loss:" in out
+    assert "run finished" in out and "learning_curves.png  confusion_matrix.png" in out
+    log = (run / "train.log").read_text()
+    assert "run finished\n  run dir" in log and "best         val/acc = " in log
+    assert "Directory watcher" not in log  # tensorboard's reader stays quiet
+
+
+def test_cli_draws_a_run_again(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run[0], run, ignore=shutil.ignore_patterns("checkpoints"))
+    for name in ("learning_curves.png", "confusion_matrix.png"):
+        (run / name).unlink()
+    result = subprocess.run([sys.executable, "-m", "lit_nlp.report", str(run)], cwd=ROOT, env=ENV,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for name in ("learning_curves.png", "confusion_matrix.png"):
+        assert str(run / name) in result.stdout
+        assert_image(run / name)
+
+
+def fake_sweep(tiny_run, sweep: Path) -> Path:
+    """A sweep root as lit_nlp.sweep leaves it: job dirs 0 and 1 finished, 2 failed, summary.csv."""
+    for job in ("0", "1"):
+        shutil.copytree(tiny_run[0], sweep / job, ignore=shutil.ignore_patterns("checkpoints", "*.png"))
+    (sweep / "2").mkdir()
+    shutil.copy(tiny_run[0] / "config.yaml", sweep / "2" / "config.yaml")
+    (sweep / "summary.csv").write_text(
+        "job,status,objective,model.optimizer.lr,model,test/acc,val/acc_best,error,best\n"
+        "0,ok,0.71,1e-05,bert_tiny,0.70,0.71,,false\n"
+        "1,ok,0.93,0.001,distilbert_tiny,0.90,0.93,,true\n"
+        "2,failed,,0.1,bert_tiny,,,NaN loss at step 3,false\n")
+    return sweep
+
+
+def test_sweep_plot_from_summary_csv(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "lit_nlp.sweep", None)  # as on a checkout without sweeps: read summary.csv
+    sweep = fake_sweep(tiny_run, tmp_path / "sweep")
+    report.main([str(sweep)])
+    assert_image(sweep / "sweep_objective.png")
+    for job in ("0", "1"):  # each finished job's own PNGs too
+        assert_image(sweep / job / "learning_curves.png")
+        assert_image(sweep / job / "confusion_matrix.png")
+    assert not (sweep / "2" / "learning_curves.png").exists()
+
+
+def test_sweep_summary_is_rebuilt_by_lit_nlp_sweep(tiny_run, tmp_path, monkeypatch):
+    sweep = fake_sweep(tiny_run, tmp_path / "sweep")
+    calls = []
+
+    def write_summary(sweep_dir):
+        calls.append(Path(sweep_dir))
+        return Path(sweep_dir) / "summary.csv"
+
+    monkeypatch.setitem(sys.modules, "lit_nlp.sweep", types.SimpleNamespace(write_summary=write_summary))
+    written = report.report(sweep)
+    assert calls == [sweep]
+    assert sweep / "summary.csv" in written and sweep / "sweep_objective.png" in written
+
+
+def test_swept_keys_and_axes():
+    columns = ["job", "status", "objective", "model.optimizer.lr", "data.batch_size", "model", "test/acc",
+               "val/acc_best", "epochs", "error", "best"]
+    assert report.swept_keys(columns) == ["model.optimizer.lr", "data.batch_size", "model"]
+    assert report._log_scale([1e-5, 3e-4, 1e-3])  # two decades: log axis
+    assert not report._log_scale([16, 32, 64])
+
+
+def test_learning_curves_of_a_seq2seq_run_with_csv_logger(tmp_path):
+    """No TensorBoard (logger=csv) and a task-picked monitor (val/rougeLsum): the curves still come."""
+    run = tmp_path / "t5"
+    (run / "csv").mkdir(parents=True)
+    (run / "config.yaml").write_text("monitor: null\nmonitor_mode: max\n")
+    (run / "metrics.json").write_text('{"val/rougeLsum_best": 0.3, "test/rougeLsum": 0.28}')
+    (run / "csv" / "metrics.csv").write_text(
+        "epoch,step,train/loss_step,val/loss,val/rougeLsum\n"
+        "0,4,2.5,,\n0,9,2.1,,\n0,9,,2.0,0.2\n1,14,1.8,,\n1,19,1.6,,\n1,19,,1.7,0.3\n")
+    assert report.run_monitor(run) == "val/rougeLsum"
+    assert report.write_run_plots(run) == [run / "learning_curves.png"]  # no confusion matrix for T5
+    assert_image(run / "learning_curves.png")
+
+
+@pytest.mark.parametrize("kind", ["empty dir", "missing", "file"])
+def test_bad_path_is_one_line_error(tmp_path, kind):
+    path = {"empty dir": tmp_path, "missing": tmp_path / "nope", "file": tmp_path / "f.txt"}[kind]
+    if kind == "file":
+        path.write_text("x")
+    result = subprocess.run([sys.executable, "-m", "lit_nlp.report", str(path)], cwd=ROOT, env=ENV,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    if kind == "empty dir":
+        assert result.stderr == f"error: {path} is not a run dir (no metrics.json) or a sweep dir (no job dirs)\n"
