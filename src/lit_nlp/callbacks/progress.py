@@ -45,8 +45,11 @@ class ProgressBar(RichProgressBar):
             return self._metrics
         metrics = super().get_metrics(trainer, pl_module)
         metrics.pop("v_num", None)  # the TensorBoard version; always "" here (one log per run dir)
-        if self.monitor:  # the loss of the latest step, under the name the modules log it by
-            shown = {"train/loss": metrics.get("train/loss_step", metrics.get("train/loss"))}
+        if self.monitor:
+            # the modules keep train/loss off the bar (Lightning would read it after every step);
+            # it is read here, one sync per metrics_every_n_steps
+            loss = trainer.callback_metrics.get("train/loss_step", trainer.callback_metrics.get("train/loss"))
+            shown = {"train/loss": float(loss) if loss is not None else None}
             shown.update({k: metrics[k] for k in (self.monitor, "val/loss") if k in metrics})
             metrics = {k: v for k, v in shown.items() if v is not None}
         self._metrics = metrics

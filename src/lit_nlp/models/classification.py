@@ -121,9 +121,10 @@ class ClassificationModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self._run(batch)
-        # not on a GPU's progress bar: Lightning turns progress-bar values into Python numbers
-        # (.item(), a host-device sync) after every step; loggers get it every log_every_n_steps
-        self.log("train/loss", out.loss, prog_bar=self.device.type != "cuda", on_step=True, on_epoch=True,
+        # not prog_bar: Lightning turns progress-bar values into Python numbers (.item(), a
+        # host-device sync) after every step; callbacks/progress.py reads the loss every
+        # log_every_n_steps instead, as the loggers do
+        self.log("train/loss", out.loss, on_step=True, on_epoch=True,
                  batch_size=batch["labels"].shape[0])
         return out.loss
 
