@@ -91,7 +91,8 @@ def sweep_job(task: Callable[[DictConfig], float | None]) -> Callable[[DictConfi
             objective = task(cfg)
         except Exception as err:  # noqa: BLE001  (any failure of one job must not end the sweep)
             line = error_line(err)
-            log.exception("job %s failed: %s", job_dir.name, line)
+            # a user error is its message; anything else keeps its traceback in the job's log
+            log.error("job %s failed: %s", job_dir.name, line, exc_info=not isinstance(err, LitNlpError))
             _write_json(job_dir / FAILED_FILE, {"error": line, "type": type(err).__name__})
             return math.nan
         return math.nan if objective is None else float(objective)
@@ -382,13 +383,14 @@ def _markdown(sweep_dir: Path, table, cv, keys: list[str], monitor: str | None, 
              f"Objective: best `{monitor or 'monitored metric'}` ({mode}). {len(table)} jobs: {status or 'none yet'}.",
              ""]
     columns = [c for c in table.columns if c != "best"]
-    lines += _md_table(["", *columns], [[row["best"], *(row[c] for c in columns)] for _, row in table.iterrows()])
+    records = table.to_dict("records")  # not iterrows(), which turns a row of numbers into floats
+    lines += _md_table(["", *columns], [[row["best"], *(row[c] for c in columns)] for row in records])
     if cv is not None and len(cv):
         group_keys = [k for k in keys if k != FOLD_KEY]
         values = [c[: -len("_mean")] for c in cv.columns if c.endswith("_mean")]
         lines += ["", "## Cross-validation: mean ± std over the folds", ""]
         body = [[*(row[k] for k in group_keys), row["folds"], row["failed"],
-                 *(_mean_std(row[f"{v}_mean"], row[f"{v}_std"]) for v in values)] for _, row in cv.iterrows()]
+                 *(_mean_std(row[f"{v}_mean"], row[f"{v}_std"]) for v in values)] for row in cv.to_dict("records")]
         lines += _md_table([*group_keys, "folds", "failed", *values], body)
     return "\n".join(lines) + "\n"
 
