@@ -190,9 +190,10 @@ def test_a_single_run_still_fails_loudly(tmp_path, data, capsys):
     assert not (tmp_path / "run" / "failed.json").exists()
 
 
-def test_optuna_three_trials(tmp_path, data):
+def test_optuna_three_trials(tmp_path, data, monkeypatch):
     sweep = tmp_path / "sweep"
-    run_cli(sweep_args(data, sweep, tmp_path / "cache", "hparams_search=optuna", "hydra.sweeper.n_trials=3"))
+    args = sweep_args(data, sweep, tmp_path / "cache", "hparams_search=optuna", "hydra.sweeper.n_trials=3")
+    run_cli(args)
     jobs = job_dirs(sweep)
     assert len(jobs) == 3 and all((j / "metrics.json").is_file() for j in jobs)
     assert all("hparams_search" not in j.name for j in jobs)
@@ -203,6 +204,15 @@ def test_optuna_three_trials(tmp_path, data):
     assert summary["best"].sum() == 1
     results = OmegaConf.load(sweep / "optimization_results.yaml")
     assert results.best_value == pytest.approx(summary["objective"].max())
+
+    # resumed, the seeded sampler fed the stored objectives asks for the same trials again
+    def no_training(cfg):
+        raise AssertionError(f"trained {cfg.paths.output_dir} again")
+
+    monkeypatch.setattr("lit_nlp.train.train", no_training)
+    run_cli([*args, "resume_sweep=true"])
+    assert job_dirs(sweep) == jobs and not list(sweep.glob("*.failed-*"))
+    assert (pd.read_csv(sweep / "summary.csv")["status"] == "ok").all()
 
 
 def test_optuna_direction_follows_monitor_mode():

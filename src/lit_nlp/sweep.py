@@ -136,7 +136,9 @@ def _prepare_job_dir(cfg: DictConfig, job_dir: Path) -> float | None:
         log.info("resume_sweep: %s stopped before the end; continuing from %s", job_dir.name, last)
         cfg.resume = str(job_dir)  # train() restores checkpoints/last.ckpt and keeps the same dir
         return None
-    _move_aside(job_dir, "failed", "it failed" if failed else "it stopped before a checkpoint it can resume from")
+    why = ("it failed" if failed else "its config differs from the saved run's" if saved is not None and last.is_file()
+           else "it stopped before its first checkpoint")
+    _move_aside(job_dir, "failed", why)
     return None
 
 
