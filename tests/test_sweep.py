@@ -215,6 +215,27 @@ def test_optuna_three_trials(tmp_path, data, monkeypatch):
     assert (pd.read_csv(sweep / "summary.csv")["status"] == "ok").all()
 
 
+def test_optuna_goes_on_after_a_failed_trial(tmp_path, data, monkeypatch):
+    from hydra.core.hydra_config import HydraConfig
+
+    import lit_nlp.train
+
+    real_train = lit_nlp.train.train
+
+    def first_trial_fails(cfg):
+        if HydraConfig.get().job.num == 0:
+            raise RuntimeError("trial 0 broke\nsecond line")
+        return real_train(cfg)
+
+    monkeypatch.setattr("lit_nlp.train.train", first_trial_fails)
+    sweep = tmp_path / "sweep"
+    run_cli(sweep_args(data, sweep, tmp_path / "cache", "hparams_search=optuna", "hydra.sweeper.n_trials=2"))
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert list(summary["status"]) == ["ok", "failed"]
+    assert summary["error"][1] == "RuntimeError: trial 0 broke"
+    assert OmegaConf.load(sweep / "optimization_results.yaml").best_value == pytest.approx(summary["objective"][0])
+
+
 def test_optuna_direction_follows_monitor_mode():
     from hydra import compose, initialize_config_dir
 

@@ -72,21 +72,21 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def sweep_job(task: Callable[[DictConfig], float | None]) -> Callable[[DictConfig], float]:
+def sweep_job(task: Callable[[DictConfig], float | None]) -> Callable[[DictConfig], float | None]:
     """Wrap the `@hydra.main` task for sweeps. A single run calls `task` unchanged (errors stay
     loud). In a sweep: with `resume_sweep=true` a finished job returns its stored objective
     without training, an unfinished one continues from its last.ckpt or is moved aside; a job
-    that raises writes `failed.json` (its error in one line) and returns NaN, so the sweeper
+    that raises writes `failed.json` (its error in one line) and returns None, so the sweeper
     goes on to the next job instead of stopping the sweep at the end of the batch."""
 
     @functools.wraps(task)
-    def wrapper(cfg: DictConfig) -> float:
+    def wrapper(cfg: DictConfig) -> float | None:
         if not in_multirun():
             return task(cfg)
         job_dir = Path(cfg.paths.output_dir)
         stored = _prepare_job_dir(cfg, job_dir)
         if stored is not None:
-            return stored
+            return _for_sweeper(stored)
         try:
             objective = task(cfg)
         except Exception as err:  # noqa: BLE001  (any failure of one job must not end the sweep)
@@ -94,10 +94,16 @@ def sweep_job(task: Callable[[DictConfig], float | None]) -> Callable[[DictConfi
             # a user error is its message; anything else keeps its traceback in the job's log
             log.error("job %s failed: %s", job_dir.name, line, exc_info=not isinstance(err, LitNlpError))
             _write_json(job_dir / FAILED_FILE, {"error": line, "type": type(err).__name__})
-            return math.nan
-        return math.nan if objective is None else float(objective)
+            return None
+        return _for_sweeper(objective)
 
     return wrapper
+
+
+def _for_sweeper(objective: float | None) -> float | None:
+    """No value is None: Optuna records a trial told None as failed and goes on, while NaN makes
+    its tell() raise and ends the whole search."""
+    return None if objective is None or math.isnan(objective) else float(objective)
 
 
 def error_line(err: BaseException) -> str:
@@ -129,7 +135,7 @@ def _prepare_job_dir(cfg: DictConfig, job_dir: Path) -> float | None:
             metrics = json.loads((job_dir / METRICS_FILE).read_text())
             objective = _objective(metrics, saved.get("monitor"))
             log.info("resume_sweep: %s finished already (objective %s); not trained again", job_dir.name, objective)
-            return math.nan if objective is None else objective
+            return math.nan if objective is None else objective  # a number: skip training
         _move_aside(job_dir, "stale", f"its config differs in {', '.join(changed)}")
         return None
     if saved is not None and not failed and last.is_file() and not _changed(saved, cfg, RESUME_OVERRIDABLE):
