@@ -7,11 +7,13 @@ from omegaconf import DictConfig
 
 from lit_nlp.distributed import shared_run_dir_argv
 from lit_nlp.errors import exit_on_user_error
+from lit_nlp.sweep import sweep_job
 from lit_nlp.train import resume_argv, train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @exit_on_user_error
+@sweep_job  # in a sweep (-m) a failed job is recorded and the others go on
 def main(cfg: DictConfig) -> float:
     return train(cfg)
 

@@ -29,7 +29,7 @@ MODEL_FACTS = {
     "lit_nlp.models.seq2seq.Seq2SeqModule": {"task", "tokenizer", "vocab_size", "pad_token_id", "eos_token_id"},
 }
 # groups whose options are plain files under conf/<group>/; hydra/ is Hydra's own and skipped
-GROUPS = ["data", "data/cleaning", "tokenizer", "model", "callbacks", "logger", "trainer", "paths",
+GROUPS = ["data", "data/cleaning", "tokenizer", "model", "callbacks", "logger", "trainer", "paths", "hparams_search",
           "experiment", "debug"]
 # configs that need the hub to build or train: composed and signature-checked only
 HUB_OVERRIDES = [["model=bert_base"], ["model=distilbert"], ["data=sst2"], ["experiment=sst2_distilbert"],

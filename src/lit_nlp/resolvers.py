@@ -1,17 +1,21 @@
 """Config interpolations: files that ship inside installed packages, so configs never
-hard-code a site-packages path (${lit_nlp.minilm_dir:}, ${lit_nlp.demo_file:}), and defaults
+hard-code a site-packages path (${lit_nlp.minilm_dir:}, ${lit_nlp.demo_file:}), defaults
 that depend on the machine a run starts on (${lit_nlp.default_precision:<accelerator>},
-${lit_nlp.on_cuda:<accelerator>}, ${lit_nlp.default_num_workers:<accelerator>})."""
+${lit_nlp.on_cuda:<accelerator>}, ${lit_nlp.default_num_workers:<accelerator>}), and the two
+sweep facts derived from other keys (${lit_nlp.job_dirname:...}, ${lit_nlp.optuna_direction:...})."""
 
 from __future__ import annotations
 
 import os
+import re
 
 import torch
 from omegaconf import OmegaConf
 
 # accelerator values under which Lightning picks a CUDA device when there is one
 CUDA_ACCELERATORS = ("auto", "gpu", "cuda")
+# file names are limited to 255 bytes; the job number in front keeps truncated names unique
+MAX_JOB_DIRNAME = 200
 
 
 def minilm_dir() -> str:
@@ -46,7 +50,24 @@ def default_num_workers(accelerator: str = "auto") -> int:
     return max(0, min(4, (os.cpu_count() or 1) // 2))
 
 
+def job_dirname(override_dirname: str) -> str:
+    """A sweep job's overrides as one folder name: `monitor=val/f1` would nest folders, so
+    path separators become `_`, and the name is cut to MAX_JOB_DIRNAME characters."""
+    return re.sub(r"[/\\]", "_", override_dirname)[:MAX_JOB_DIRNAME]
+
+
+def optuna_direction(monitor_mode: str) -> str:
+    """`monitor_mode` (max/min, what checkpoints use) in Optuna's words."""
+    directions = {"max": "maximize", "min": "minimize"}
+    if monitor_mode not in directions:
+        from lit_nlp.errors import LitNlpError
+
+        raise LitNlpError(f"monitor_mode={monitor_mode}: use max or min")
+    return directions[monitor_mode]
+
+
 RESOLVERS = {"minilm_dir": minilm_dir, "demo_file": demo_file, "on_cuda": on_cuda,
-             "default_precision": default_precision, "default_num_workers": default_num_workers}
+             "default_precision": default_precision, "default_num_workers": default_num_workers,
+             "job_dirname": job_dirname, "optuna_direction": optuna_direction}
 for _name, _fn in RESOLVERS.items():
     OmegaConf.register_new_resolver(f"lit_nlp.{_name}", _fn, replace=True)

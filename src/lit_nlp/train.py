@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 # What `resume=<run dir>` may change: how long and where to train, never what is trained.
 RESUME_OVERRIDABLE = (
-    "resume", "trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.accelerator",
+    "resume", "resume_sweep", "trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.accelerator",
     "trainer.devices", "trainer.num_nodes", "trainer.strategy", "data.num_workers", "data.pin_memory",
     "paths.cache_dir", "callbacks.model_checkpoint.every_n_train_steps",
     "trainer.use_distributed_sampler", "model.gradient_checkpointing",  # memory and sharding, not results

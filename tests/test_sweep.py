@@ -1,0 +1,276 @@
+"""Sweeps through the real CLI (`train.py -m`) on a tiny BERT: one run dir per job, the summary
+(grid, Optuna, cross-validation), failed jobs, resume_sweep, and TensorBoard per job."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import ROOT, synthetic_rows, write_table
+
+# 120 rows, 1 epoch of 6 batches: a job takes about a second once the process is up
+TINY = ["model=bert_tiny", "data=csv", "trainer.max_epochs=1", "data.max_length=32", "tokenizer.vocab_size=300",
+        "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+
+
+def run_cli(args: list[str]) -> None:
+    """`python train.py <args>` in this process (no interpreter start per sweep); Hydra's global
+    state and the root logger's handlers are restored afterwards."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    argv, root_handlers = sys.argv, logging.getLogger().handlers[:]
+    sys.argv = ["train.py", *args]
+    try:
+        # as __main__, so Hydra finds conf/ next to train.py as it does for the real command
+        runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
+    finally:
+        sys.argv = argv
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = None
+        logging.getLogger().handlers[:] = root_handlers  # Hydra's job logging replaced pytest's
+
+
+def sweep_args(data: Path, sweep_dir: Path, cache: Path, *overrides: str) -> list[str]:
+    return ["-m", *TINY, f"data.train_file={data}", f"paths.cache_dir={cache}", f"hydra.sweep.dir={sweep_dir}",
+            *overrides]
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    return sorted(p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir())
+
+
+def metrics_of(job_dir: Path) -> dict:
+    return json.loads((job_dir / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_table(synthetic_rows(120, seed=5), tmp_path_factory.mktemp("data") / "small.csv")
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory, data) -> Path:
+    """A finished 2x2 grid sweep, shared by the tests that only read it (and resume it)."""
+    root = tmp_path_factory.mktemp("grid")
+    run_cli(sweep_args(data, root / "sweep", root / "cache", "model.optimizer.lr=1e-5,3e-3",
+                       "data.max_length=32,48"))
+    return root / "sweep"
+
+
+def test_grid_sweep_writes_a_run_dir_and_a_row_per_job(grid):
+    jobs = job_dirs(grid)
+    assert len(jobs) == 4
+    # named by job number and overrides; file paths and device flags are left out
+    assert jobs[0].name.startswith("0_") and "model.optimizer.lr=1e-05" in jobs[0].name
+    assert all("train_file" not in j.name and "accelerator" not in j.name for j in jobs)
+    for job in jobs:
+        assert (job / "metrics.json").is_file() and (job / "tensorboard").is_dir()
+
+    summary = pd.read_csv(grid / "summary.csv")
+    assert len(summary) == 4 and set(summary["job"]) == {j.name for j in jobs}
+    assert list(summary.columns[:5]) == ["job", "status", "objective", "model.optimizer.lr", "data.max_length"]
+    assert {"val/acc_best", "test/acc", "test/f1_macro", "error", "best"} <= set(summary.columns)
+    assert "test/f1/positive" not in summary.columns  # per-class metrics stay in metrics.json
+    assert (summary["status"] == "ok").all()
+    assert sorted(summary["model.optimizer.lr"]) == [1e-5, 1e-5, 3e-3, 3e-3]
+    assert sorted(summary["data.max_length"]) == [32, 32, 48, 48]
+    # sorted by the objective (monitor_mode max), best first and marked once
+    assert list(summary["objective"]) == sorted(summary["objective"], reverse=True)
+    assert list(summary["best"]) == [True, False, False, False]
+    for row in summary.to_dict("records"):
+        stored = metrics_of(grid / row["job"])
+        assert row["objective"] == pytest.approx(stored["val/acc_best"])
+        assert row["test/acc"] == pytest.approx(stored["test/acc"])
+    md = (grid / "summary.md").read_text()
+    assert "4 jobs: 4 ok" in md and md.count("| ok |") == 4 and md.count("**best**") == 1
+
+
+def test_tensorboard_of_a_sweep_holds_each_jobs_metrics_and_hparams(grid):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    for job in job_dirs(grid):
+        events = EventAccumulator(str(job / "tensorboard"), size_guidance={"tensors": 0, "scalars": 0})
+        events.Reload()
+        metrics = metrics_of(job)
+        for tag in ("val/acc_best", "test/acc"):
+            assert events.Scalars(tag)[-1].value == pytest.approx(metrics[tag], abs=1e-6)
+        parsed = [plugin_data_pb2.HParamsPluginData.FromString(c)
+                  for c in events.PluginTagToContent("hparams").values()]
+        session = next(p.session_start_info for p in parsed if p.HasField("session_start_info"))
+        overrides = dict(o.split("=", 1) for o in OmegaConf.load(job / ".hydra" / "overrides.yaml"))
+        assert session.hparams["model.optimizer.lr"].number_value == pytest.approx(float(overrides["model.optimizer.lr"]))
+        assert session.hparams["data.max_length"].number_value == int(overrides["data.max_length"])
+
+
+def test_resume_sweep_on_a_finished_sweep_trains_nothing(grid, data, monkeypatch, capsys):
+    cache = grid.parent / "cache"
+    args = sweep_args(data, grid, cache, "model.optimizer.lr=1e-5,3e-3", "data.max_length=32,48")
+    before = {j.name: (j / "metrics.json").stat().st_mtime_ns for j in job_dirs(grid)}
+    summary_before = pd.read_csv(grid / "summary.csv")
+
+    def no_training(cfg):
+        raise AssertionError(f"trained {cfg.paths.output_dir} again")
+
+    monkeypatch.setattr("lit_nlp.train.train", no_training)  # what train.py imports when it runs
+    run_cli([*args, "resume_sweep=true"])
+    assert {j.name: (j / "metrics.json").stat().st_mtime_ns for j in job_dirs(grid)} == before
+    assert not list(grid.glob("*/failed.json")) and not list(grid.glob("*.failed-*"))
+    pd.testing.assert_frame_equal(pd.read_csv(grid / "summary.csv"), summary_before)
+
+    # the same sweep dir without the flag is refused before anything is overwritten
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(args)
+    assert exit_info.value.code == 2
+    assert "already holds a run; re-run the sweep with resume_sweep=true" in capsys.readouterr().err
+    assert {j.name: (j / "metrics.json").stat().st_mtime_ns for j in job_dirs(grid)} == before
+
+
+def test_resume_sweep_continues_an_unfinished_job_and_retries_a_failed_one(tmp_path, data):
+    sweep = tmp_path / "sweep"
+    args = sweep_args(data, sweep, tmp_path / "cache", "seed=1,2")
+    run_cli(args)
+    unfinished, failed = job_dirs(sweep)
+    finished_metrics = metrics_of(unfinished)
+    # as if killed after its last checkpoint, and as if it had failed
+    (unfinished / "metrics.json").unlink()
+    (failed / "failed.json").write_text(json.dumps({"error": "boom", "type": "RuntimeError"}))
+    assert pd.read_csv(sweep / "summary.csv").shape[0] == 2
+
+    run_cli([*args, "resume_sweep=true"])
+    # continued in place from checkpoints/last.ckpt: the same result, no second best checkpoint
+    assert OmegaConf.load(unfinished / "config.yaml").resume == str(unfinished)
+    assert metrics_of(unfinished)["val/acc_best"] == pytest.approx(finished_metrics["val/acc_best"])
+    assert len(list((unfinished / "checkpoints").glob("best-*.ckpt"))) == 1
+    # the failed attempt is kept aside, and the job trained again
+    aside = failed.with_name(failed.name + ".failed-1")
+    assert json.loads((aside / "failed.json").read_text())["error"] == "boom"
+    assert (aside / "metrics.json").is_file() and (failed / "metrics.json").is_file()
+    assert not (failed / "failed.json").exists()
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert sorted(summary["job"]) == [unfinished.name, failed.name]  # the moved-aside dir is no job
+    assert (summary["status"] == "ok").all()
+
+
+def test_a_failed_job_is_recorded_and_the_sweep_goes_on(tmp_path, data):
+    """Through a real `python train.py -m`: exit 0, the failure reported and in the summary."""
+    sweep = tmp_path / "sweep"
+    result = subprocess.run([sys.executable, "train.py", *sweep_args(data, sweep, tmp_path / "cache"),
+                             "data.text_column=nope,text"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "1 of 2 jobs failed" in result.stdout + result.stderr
+    bad, good = job_dirs(sweep)
+    assert "data.text_column=nope" in bad.name
+    failure = json.loads((bad / "failed.json").read_text())
+    assert failure["type"] == "LitNlpError" and "column(s) not found: text_column=nope" in failure["error"]
+    assert (good / "metrics.json").is_file()
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert list(summary["job"]) == [good.name, bad.name]  # the failed job sorts last
+    assert list(summary["status"]) == ["ok", "failed"] and list(summary["best"]) == [True, False]
+    assert math.isnan(summary["objective"][1]) and "text_column=nope" in summary["error"][1]
+    assert list(summary["data.text_column"]) == ["text", "nope"]
+
+
+def test_a_single_run_still_fails_loudly(tmp_path, data, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli([*TINY, f"data.train_file={data}", "data.text_column=nope", f"hydra.run.dir={tmp_path / 'run'}",
+                 f"paths.cache_dir={tmp_path / 'cache'}"])
+    assert exit_info.value.code == 2
+    assert "error: " in capsys.readouterr().err
+    assert not (tmp_path / "run" / "failed.json").exists()
+
+
+def test_optuna_three_trials(tmp_path, data, monkeypatch):
+    sweep = tmp_path / "sweep"
+    args = sweep_args(data, sweep, tmp_path / "cache", "hparams_search=optuna", "hydra.sweeper.n_trials=3")
+    run_cli(args)
+    jobs = job_dirs(sweep)
+    assert len(jobs) == 3 and all((j / "metrics.json").is_file() for j in jobs)
+    assert all("hparams_search" not in j.name for j in jobs)
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert len(summary) == 3 and list(summary.columns[3:5]) == ["model.optimizer.lr", "data.batch_size"]
+    assert summary["model.optimizer.lr"].between(1e-5, 1e-3).all()
+    assert set(summary["data.batch_size"]) <= {16, 32}
+    assert summary["best"].sum() == 1
+    results = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert results.best_value == pytest.approx(summary["objective"].max())
+
+    # resumed, the seeded sampler fed the stored objectives asks for the same trials again
+    def no_training(cfg):
+        raise AssertionError(f"trained {cfg.paths.output_dir} again")
+
+    monkeypatch.setattr("lit_nlp.train.train", no_training)
+    run_cli([*args, "resume_sweep=true"])
+    assert job_dirs(sweep) == jobs and not list(sweep.glob("*.failed-*"))
+    assert (pd.read_csv(sweep / "summary.csv")["status"] == "ok").all()
+
+
+def test_optuna_goes_on_after_a_failed_trial(tmp_path, data, monkeypatch):
+    from hydra.core.hydra_config import HydraConfig
+
+    import lit_nlp.train
+
+    real_train = lit_nlp.train.train
+
+    def first_trial_fails(cfg):
+        if HydraConfig.get().job.num == 0:
+            raise RuntimeError("trial 0 broke\nsecond line")
+        return real_train(cfg)
+
+    monkeypatch.setattr("lit_nlp.train.train", first_trial_fails)
+    sweep = tmp_path / "sweep"
+    run_cli(sweep_args(data, sweep, tmp_path / "cache", "hparams_search=optuna", "hydra.sweeper.n_trials=2"))
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert list(summary["status"]) == ["ok", "failed"]
+    assert summary["error"][1] == "RuntimeError: trial 0 broke"
+    assert OmegaConf.load(sweep / "optimization_results.yaml").best_value == pytest.approx(summary["objective"][0])
+
+
+def test_optuna_direction_follows_monitor_mode():
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONF_DIR
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        for mode, direction in (("max", "maximize"), ("min", "minimize")):
+            cfg = compose("train", overrides=["hparams_search=optuna", f"monitor_mode={mode}", "seed=7"],
+                          return_hydra_config=True)
+            assert cfg.hydra.sweeper.direction == direction
+            assert cfg.hydra.sweeper.sampler.seed == 7
+
+
+def test_cross_validation_sweeps_the_folds_and_aggregates(tmp_path, data):
+    sweep, cache = tmp_path / "sweep", tmp_path / "cache"
+    run_cli(sweep_args(data, sweep, cache, "experiment=cv", "data.num_folds=3"))
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert sorted(summary["data.fold"]) == [0, 1, 2]
+    cv = pd.read_csv(sweep / "summary_cv.csv")
+    assert len(cv) == 1 and cv["folds"][0] == 3 and cv["failed"][0] == 0
+    for column in ("objective", "val/acc_best", "test/acc"):
+        assert cv[f"{column}_mean"][0] == pytest.approx(summary[column].mean())
+        assert cv[f"{column}_std"][0] == pytest.approx(summary[column].std(ddof=1))
+    assert "## Cross-validation" in (sweep / "summary.md").read_text()
+
+    # the test split stays outside the folds: the same rows in every job, in no fold
+    splits = {}
+    for part in sorted(p for p in (cache / "classification").iterdir() if (p / "test.jsonl").is_file()):
+        splits[part.name] = {s: set(pd.read_json(part / f"{s}.jsonl", lines=True)["text"])
+                             for s in ("train", "validation", "test")}
+    assert len(splits) == 3
+    folds = list(splits.values())
+    assert all(f["test"] == folds[0]["test"] for f in folds)
+    labelled = folds[0]["train"] | folds[0]["validation"]
+    assert not folds[0]["test"] & labelled
+    assert all(f["train"] | f["validation"] == labelled for f in folds)
+    vals = [f["validation"] for f in folds]
+    assert set().union(*vals) == labelled and sum(map(len, vals)) == len(labelled)  # each row in one fold
