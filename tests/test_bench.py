@@ -9,6 +9,7 @@ import json
 import pytest
 from transformers import AutoModelForSequenceClassification, BertConfig
 
+from conftest import synthetic_rows, write_table
 from lit_nlp.bench.flops import model_shape, peak_tflops, training_flops
 from lit_nlp.bench.options import parse
 from lit_nlp.errors import LitNlpError
@@ -54,6 +55,52 @@ def test_tiny_suite_end_to_end(tmp_path):
     for text in ("| workload | side |", "hf_trainer_dynamic_grouped", "lit_nlp speedup", "cache hit",
                  "single-sentence latency", "Where a step's time goes", "aten::"):
         assert text in md
+
+
+@pytest.mark.slow
+def test_end_to_end_suite_on_a_tiny_model(tmp_path):
+    """suite=sst2 shrunk: bert_tiny (random init, WordPiece from the data) on a synthetic TSV,
+    300 of 400 train rows, 1 epoch; every side trains on the same rows and scores the same dev rows."""
+    from lit_nlp.bench.run import run_bench
+
+    train = write_table(synthetic_rows(400, seed=1), tmp_path / "train.tsv")
+    dev = write_table(synthetic_rows(60, seed=2), tmp_path / "dev.tsv")
+    opts = parse(["suite=sst2", f"out={tmp_path / 'bench'}", "e2e_model=bert_tiny", f"train_file={train}",
+                  f"dev_file={dev}", "text_column=text", "max_rows=300", "epochs=1", "batch_size=16",
+                  "max_length=32", "lr=1e-3"])
+    run_bench(opts)
+    results = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert results["training"] == []  # no step timings in this suite
+    e2e = results["end_to_end"]
+    rows = {r["side"]: r for r in e2e["rows"]}
+    assert set(rows) == {"lit_nlp", "hf_trainer_max_length", "hf_trainer_dynamic_grouped"}
+    assert e2e["same_rows"] and e2e["target"] == {"speedup": 3.0, "dev_accuracy": 0.905, "applies": False,
+                                                  "met": None}
+    for row in rows.values():
+        assert row["rows_trained"] == 300 and row["rows_evaluated"] == 60 and row["epochs"] == 1, row
+        assert all(row[k] > 0 for k in ("prep_s", "fit_s", "end_to_end_s", "samples_per_s")), row
+        assert 0 <= row["dev_accuracy"] <= 1
+    assert len(rows["lit_nlp"]["dev_accuracy_per_epoch"]) == 1
+    for side in ("hf_trainer_max_length", "hf_trainer_dynamic_grouped"):
+        assert rows[side]["ratio_fit"] > 0 and rows[side]["ratio_end_to_end"] > 0
+        assert rows["lit_nlp"]["ratios_fit"][side] == rows[side]["ratio_fit"]
+    md = (tmp_path / "bench" / "results.md").read_text()
+    for text in ("## End to end", "hf_trainer_dynamic_grouped", "final dev acc", "Issue 4's target", "not judged"):
+        assert text in md
+
+
+def test_end_to_end_options(tmp_path):
+    data = write_table(synthetic_rows(20), tmp_path / "data.tsv")  # not ../shared: any checkout runs this
+    opts = parse(["suite=sst2", f"out={tmp_path}", f"train_file={data}", f"dev_file={data}", "max_rows=512",
+                  "epochs=1", "lr=3e-5"])
+    assert opts["max_rows"] == 512 and opts["epochs"] == 1 and opts["lr"] == 3e-5 and opts["e2e_model"] == "minilm"
+    assert opts["conf_dir"].endswith("conf")
+    with pytest.raises(LitNlpError) as err:
+        parse(["suite=sst2", "train_file=missing.tsv", "e2e_model=t5_tiny", "epochs=0", "archs=bert-tiny"])
+    msg = str(err.value)
+    for text in ("train_file=missing.tsv not found", "e2e_model=t5_tiny", "epochs=0", "drop archs="):
+        assert text in msg
+    assert "\n" not in msg
 
 
 def test_flops_formula_by_hand():

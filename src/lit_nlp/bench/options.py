@@ -41,6 +41,12 @@ SUITES = {
     "gpu": {"archs": "bert-base,distilbert-base,t5-small", "seq_lens": "128,384", "batch_size": 32,
             "warmup": 10, "steps": 50, "real_model": "minilm", "data_file": f"{SST2}/train.tsv",
             "predict_file": f"{SST2}/dev.tsv", "predict_rows": 872},
+    # end to end (lit_nlp.bench.end_to_end): our train(cfg) against the Trainer as run_glue runs it,
+    # MiniLM on SST-2 with issue 4's recipe (3 epochs, batch 32, lr 5e-5, max_length 128); a GPU's job.
+    # Quick variants: max_rows= (train rows), dev_rows=, epochs=, e2e_model=bert_tiny (random init)
+    "sst2": {"archs": "", "data_file": None, "predict_file": None, "batch_size": 32,
+             "e2e_model": "minilm", "train_file": f"{SST2}/train.tsv", "dev_file": f"{SST2}/dev.tsv",
+             "epochs": 3, "max_rows": None, "dev_rows": None, "lr": 5e-5, "conf_dir": None},
 }
 
 
@@ -51,15 +57,15 @@ def _convert(key: str, text: str, default):
         if text.lower() not in ("true", "false"):
             raise LitNlpError(f"{key}={text}: expected true or false")
         return text.lower() == "true"
-    if isinstance(default, int) or key in ("pad_to_multiple_of",):
+    if isinstance(default, int) or key in ("pad_to_multiple_of", "max_rows", "dev_rows"):
         return int(text)
-    if key == "peak_tflops":
+    if key in ("peak_tflops", "lr"):
         return float(text)
     return text
 
 
 def parse(argv: list[str]) -> dict:
-    """`suite=tiny|cpu|gpu` (default tiny) plus overrides; unknown keys and bad values are
+    """`suite=tiny|cpu|gpu|sst2` (default tiny) plus overrides; unknown keys and bad values are
     reported together."""
     pairs, problems = {}, []
     for arg in argv:
@@ -103,10 +109,40 @@ def finish(opts: dict) -> dict:
     problems = []
     if opts["device"] == "cuda" and not torch.cuda.is_available():
         problems.append("device=cuda but no CUDA device is visible")
-    if opts["warmup"] < 1 or opts["steps"] < 1:
+    if "warmup" in opts and (opts["warmup"] < 1 or opts["steps"] < 1):
         problems.append("warmup and steps must be at least 1 (the first step is never timed)")
     for key in ("data_file", "predict_file"):
         if opts[key] and not Path(opts[key]).is_file():
             problems.append(f"{key}={opts[key]} not found; pass {key}=<path> (SST-2's train.tsv/dev.tsv)")
+    if is_end_to_end(opts):
+        problems += _e2e_problems(opts)
     raise_if_any(problems)
     return opts
+
+
+def is_end_to_end(opts: dict) -> bool:
+    """suite=sst2: the end-to-end comparison only (no step timings)."""
+    return "e2e_model" in opts
+
+
+def _e2e_problems(opts: dict) -> list[str]:
+    from lit_nlp.bench.end_to_end import conf_dir
+
+    opts["conf_dir"] = opts["conf_dir"] or str(conf_dir())
+    problems = ["suite=sst2 runs only the end-to-end comparison; drop archs=/data_file= or use suite=tiny|cpu|gpu"
+                ] if opts["archs"] or opts["data_file"] else []
+    for key in ("train_file", "dev_file"):
+        if not Path(opts[key]).is_file():
+            problems.append(f"{key}={opts[key]} not found; pass {key}=<path> (SST-2's train.tsv/dev.tsv)")
+    if not (Path(opts["conf_dir"]) / "train.yaml").is_file():
+        problems.append(f"conf_dir={opts['conf_dir']} holds no train.yaml; pass conf_dir=<the project's conf/>")
+    elif not (Path(opts["conf_dir"]) / "model" / f"{opts['e2e_model']}.yaml").is_file() \
+            or opts["e2e_model"].startswith(("t5", "flan")):
+        problems.append(f"e2e_model={opts['e2e_model']}: expected a classification model of conf/model/ "
+                        "(minilm, bert_tiny, distilbert, ...)")
+    if opts["data_format"] not in ("tsv", "csv"):
+        problems.append(f"data_format={opts['data_format']}: the end-to-end run reads tsv or csv")
+    for key in ("epochs", "max_rows", "dev_rows"):
+        if opts[key] is not None and opts[key] < 1:
+            problems.append(f"{key}={opts[key]}: must be at least 1")
+    return problems

@@ -131,6 +131,9 @@ def run_bench(opts: dict) -> dict:
     """Run the suite in `opts` (see lit_nlp.bench.options) and write the results; returns them."""
     import datasets
 
+    from lit_nlp.bench.end_to_end import run_e2e
+    from lit_nlp.bench.options import is_end_to_end
+
     out = Path(opts["out"])
     out.mkdir(parents=True, exist_ok=True)
     datasets.disable_progress_bars()
@@ -138,7 +141,7 @@ def run_bench(opts: dict) -> dict:
         torch.set_float32_matmul_precision(opts["matmul_precision"])  # both sides alike
     results = {"options": dict(opts), "environment": environment(opts), "training": []}
     warm_up(opts)
-    for arch in opts["archs"].split(","):
+    for arch in filter(None, opts["archs"].split(",")):
         for seq_len in (int(s) for s in str(opts["seq_lens"]).split(",")):
             log.info("bench: %s at length %d", arch, seq_len)
             results["training"] += synthetic_workload(arch, seq_len, opts)
@@ -148,5 +151,7 @@ def run_bench(opts: dict) -> dict:
         results["data"] = data
         if profile:
             results["profile"] = profile
+    if is_end_to_end(opts):
+        results["end_to_end"] = run_e2e(opts)
     report.write(results, out)
     return results
