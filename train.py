@@ -5,7 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from lit_nlp.distributed import shared_run_dir_argv
+from lit_nlp.distributed import shared_run_dir_argv, sweep_job_argv
 from lit_nlp.errors import exit_on_user_error
 from lit_nlp.sweep import sweep_job
 from lit_nlp.train import resume_argv, train
@@ -20,6 +20,7 @@ def main(cfg: DictConfig) -> float:
 
 @exit_on_user_error
 def cli() -> None:
+    sys.argv = sweep_job_argv(sys.argv)  # a DDP process of a sweep job runs that job, not the sweep
     sys.argv = resume_argv(sys.argv)  # resume=<run dir> composes that run's saved config
     sys.argv = shared_run_dir_argv(sys.argv)  # every rank of a multi-process run in one run dir
     main()

@@ -111,6 +111,27 @@ def test_ddp_two_processes_match_one_process(tmp_path, split_files):
     assert b["train/samples"] == a["train/samples"] == 2 * 960
 
 
+@pytest.mark.slow
+def test_sweep_of_ddp_jobs_runs_each_job_once(tmp_path, split_files):
+    """`-m` with trainer=ddp_cpu: Lightning re-runs train.py for rank 1 of every job, which must
+    run that job (not the whole sweep again) in the job's dir; and the second job must not
+    inherit the first one's process group (a collective with a process that has exited)."""
+    overrides = [*cli_overrides(split_files, tmp_path / "cache"), "trainer.max_epochs=1", "trainer=ddp_cpu",
+                 "trainer.devices=2", "data.batch_size=8"]
+    sweep = tmp_path / "sweep"
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", *overrides, "model.optimizer.lr=1e-3,3e-3",
+                             f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=run_env(), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [j.name.split("_")[0] for j in jobs] == ["0", "1"], jobs
+    for job in jobs:
+        assert not (job / "failed.json").exists(), (job / "failed.json").read_text()
+        assert (job / "metrics.json").is_file() and (job / "train_rank1.log").is_file()
+        assert metrics_of(job)["global_step"] == 960 // 16
+    assert not (tmp_path / "outputs").exists()  # no stray run dir from a rank-1 process
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

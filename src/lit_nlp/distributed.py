@@ -12,10 +12,14 @@ each process resolves for itself, a second apart at worst, or in another time zo
   the run dir (`hydra.run.dir=outputs/runs/$SLURM_JOB_ID`); without it the run stops at once.
 The submitit launcher (hydra/launcher=slurm) picks each job's dir before submitting: nothing
 to do either.
+A job of a local sweep (`train.py -m ... trainer=ddp`): Lightning's launcher would re-run the
+whole sweep command (`-m` and every value) in each new process, so rank 0 leaves the job's own
+command line in the environment the processes inherit, and they run that one job.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from datetime import timedelta
@@ -54,6 +58,34 @@ def _torchrun_store():
 def _run_dir_key() -> str:
     # a restarted torchrun attempt (--max-restarts) agrees afresh
     return f"lit_nlp/run_dir/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+
+
+# the command line of the sweep job that rank 0 is running, for the processes Lightning starts
+SWEEP_JOB_ENV = "LIT_NLP_SWEEP_JOB_ARGV"
+
+
+def announce_sweep_job(resume: str | None, run_dir: Path) -> None:
+    """Rank 0 of a job of a local multirun: the job's overrides, its run dir and (when
+    resume_sweep continues it) `resume=`, as the command line for Lightning's other processes."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        os.environ.pop(SWEEP_JOB_ENV, None)
+        return
+    job = [*HydraConfig.get().overrides.task, f'hydra.run.dir="{Path(run_dir).resolve()}"']
+    if resume:
+        job.append(f"resume={Path(resume).resolve()}")
+    os.environ[SWEEP_JOB_ENV] = json.dumps(job)
+
+
+def sweep_job_argv(argv: list[str]) -> list[str]:
+    """In a process that Lightning started for a sweep job (rank > 0 and rank 0 announced the
+    job), that job's command line instead of the sweep's; otherwise `argv` unchanged."""
+    job = os.environ.get(SWEEP_JOB_ENV)
+    if not job or launch_rank() == 0 or "TORCHELASTIC_RUN_ID" in os.environ:
+        return argv
+    return [argv[0], *json.loads(job)]
 
 
 def announce_run_dir(run_dir: Path) -> None:

@@ -87,6 +87,7 @@ def sweep_job(task: Callable[[DictConfig], float | None]) -> Callable[[DictConfi
         stored = _prepare_job_dir(cfg, job_dir)
         if stored is not None:
             return _for_sweeper(stored)
+        environ = dict(os.environ)
         try:
             objective = task(cfg)
         except Exception as err:  # noqa: BLE001  (any failure of one job must not end the sweep)
@@ -95,9 +96,24 @@ def sweep_job(task: Callable[[DictConfig], float | None]) -> Callable[[DictConfi
             log.error("job %s failed: %s", job_dir.name, line, exc_info=not isinstance(err, LitNlpError))
             _write_json(job_dir / FAILED_FILE, {"error": line, "type": type(err).__name__})
             return None
+        finally:
+            _end_process_group(environ)
         return _for_sweeper(objective)
 
     return wrapper
+
+
+def _end_process_group(environ: dict) -> None:
+    """After a job that ran DDP in this process: Lightning leaves its process group up and its
+    LOCAL_RANK/MASTER_PORT/WORLD_SIZE in the environment, which would make the next job take
+    this process for one that an outside launcher started, reuse a group whose other processes
+    have exited, and fail at its first collective. End the group and restore the environment."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 def _for_sweeper(objective: float | None) -> float | None:

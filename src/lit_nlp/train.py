@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from lit_nlp.callbacks import Throughput
-from lit_nlp.distributed import announce_run_dir, launch_rank
+from lit_nlp.distributed import announce_run_dir, announce_sweep_job, launch_rank
 from lit_nlp.errors import LitNlpError
 from lit_nlp.models.backbones import count_parameters
 from lit_nlp.report import write_run_plots
@@ -86,6 +86,7 @@ def _claim_run_dir(cfg: DictConfig, run_dir: Path) -> Path | None:
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / SAVED_CONFIG)
     announce_run_dir(run_dir)
+    announce_sweep_job(cfg.get("resume"), run_dir)
     return ckpt_path
 
 
