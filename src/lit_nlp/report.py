@@ -195,9 +195,15 @@ def write_run_plots(run_dir: Path, monitor: str | None = None) -> list[Path]:
 
 # ----------------------------------------------------------------- a sweep
 def job_dirs(sweep_dir: Path) -> list[Path]:
-    """The sweep's job dirs: sub-dirs that hold a run (Hydra names them 0, 1, 2, ...)."""
+    """The sweep's job dirs: sub-dirs that hold a run, in job order (`<num>_<overrides>`, or a
+    bare number), so that 10_... comes after 9_..."""
     subdirs = [p for p in Path(sweep_dir).iterdir() if p.is_dir() and is_run_dir(p)]
-    return sorted(subdirs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
+
+    def job_number(path: Path) -> tuple:
+        head = path.name.split("_", 1)[0]
+        return (not head.isdigit(), int(head) if head.isdigit() else 0, path.name)
+
+    return sorted(subdirs, key=job_number)
 
 
 def swept_keys(columns) -> list[str]:
