@@ -29,7 +29,7 @@ from lit_nlp.data.cache import (
 )
 from lit_nlp.data.cleaning import TextCleaner, drop_rows
 from lit_nlp.data.io import load_hub_frames, read_table, require_columns
-from lit_nlp.data.sampler import make_loader, trainer_shard
+from lit_nlp.data.sampler import split_loader
 from lit_nlp.data.splits import carve_splits
 from lit_nlp.data.tokenizers import tokenizer_before_data
 from lit_nlp.errors import LitNlpError, raise_if_any
@@ -323,22 +323,14 @@ class ClassificationDataModule(L.LightningDataModule):
     def _collate(self, features: list[dict]) -> dict:
         return pad_batch(features, self.tokenizer.pad_token_id, self.pad_to_multiple_of)
 
-    def _loader(self, split: str, train: bool) -> DataLoader:
-        if split not in self.datasets:
-            raise LitNlpError(f"no {split} split in the prepared data")
-        num_replicas, rank = trainer_shard(self.trainer)  # this rank's share under DDP
-        return make_loader(self.datasets[split], self._collate, self.batch_size if train else self.eval_batch_size,
-                           train, self.seed, self.group_by_length, self.num_workers, self.pin_memory,
-                           num_replicas=num_replicas, rank=rank)
-
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
+        return split_loader(self, "train", train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("validation", train=False)
+        return split_loader(self, "validation", train=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", train=False)
+        return split_loader(self, "test", train=False)
 
     # ----------------------------------------------------------------- what travels with the model
     def text_settings(self) -> dict:

@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from lit_nlp.errors import LitNlpError
+
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):
     """Yields this rank's batches of indices (a DataLoader's `batch_sampler`, so the loader
@@ -123,3 +125,14 @@ def make_loader(dataset, collate_fn, batch_size: int, train: bool, seed: int = 0
                                             num_replicas=num_replicas, rank=rank)
         return DataLoader(rows, batch_sampler=batches, **common)
     return DataLoader(rows, batch_size=batch_size, sampler=ShardSampler(len(rows), num_replicas, rank), **common)
+
+
+def split_loader(dm, split: str, train: bool) -> DataLoader:
+    """The loader of one split of either data module `dm` (its datasets, batch sizes, seed,
+    loader settings and `_collate`), this rank's share under its trainer's DDP."""
+    if split not in dm.datasets:
+        raise LitNlpError(f"no {split} split in the prepared data")
+    num_replicas, rank = trainer_shard(dm.trainer)
+    return make_loader(dm.datasets[split], dm._collate, dm.batch_size if train else dm.eval_batch_size, train,
+                       dm.seed, dm.group_by_length, dm.num_workers, dm.pin_memory,
+                       num_replicas=num_replicas, rank=rank)
