@@ -198,13 +198,14 @@ class Crash(Exception):
     pass
 
 
-def test_resume_equals_uninterrupted_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_resume_equals_uninterrupted_run(tmp_path, monkeypatch, precision):
     """2 epochs straight == the same run crashed as epoch 2 starts, then resumed (dropout on,
-    so the per-epoch reseeding matters)."""
+    so the per-epoch reseeding matters); in bf16-mixed too (the GPU default)."""
     from lit_nlp.callbacks import EpochSeed
 
     data = write_table(extraction_rows(300, seed=5), tmp_path / "train.jsonl")
-    common = qa_overrides(data, epochs=2) + ["trainer.deterministic=true"]
+    common = qa_overrides(data, epochs=2) + ["trainer.deterministic=true", f"trainer.precision={precision}"]
     straight = tmp_path / "straight"
     train(compose_cfg(common, straight, cache_dir=tmp_path / "cache"))
 

@@ -112,12 +112,14 @@ class Crash(Exception):
     pass
 
 
-def test_resume_equals_uninterrupted_run(tmp_path, monkeypatch):
-    """2 epochs straight == the same run crashed as epoch 2 starts, then resumed."""
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_resume_equals_uninterrupted_run(tmp_path, monkeypatch, precision):
+    """2 epochs straight == the same run crashed as epoch 2 starts, then resumed; in bf16-mixed
+    too (the GPU default: fused AdamW with gradient clipping under autocast)."""
     from lit_nlp.callbacks import EpochSeed
 
     data = write_table(synthetic_rows(300, seed=2), tmp_path / "train.csv")
-    common = tiny_overrides(data, epochs=2) + ["trainer.deterministic=true"]
+    common = tiny_overrides(data, epochs=2) + ["trainer.deterministic=true", f"trainer.precision={precision}"]
     straight = tmp_path / "straight"
     train(compose_cfg(common, straight, cache_dir=tmp_path / "cache"))
 

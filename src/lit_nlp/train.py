@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from lit_nlp.callbacks import Throughput
 from lit_nlp.distributed import announce_run_dir, announce_sweep_job, launch_rank
 from lit_nlp.errors import LitNlpError
+from lit_nlp.mixed_precision import trainer_overrides
 from lit_nlp.models.backbones import count_parameters
 from lit_nlp.report import write_run_plots
 from lit_nlp.reporting import flatten, log_final_hparams, print_summary, write_metrics
@@ -107,7 +108,9 @@ def train(cfg: DictConfig) -> float:
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar callback then
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    plugins = [instantiate(p) for p in cfg.trainer.get("plugins") or []]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                     **trainer_overrides(cfg.trainer, plugins))
 
     # our checkpoints hold only tensors and plain types, so the safe loader reads them
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

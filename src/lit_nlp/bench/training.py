@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from lit_nlp.bench.flops import model_shape, peak_tflops, training_flops
 from lit_nlp.bench.meter import LightningMeter, StepMeter, TrainerMeter
 from lit_nlp.callbacks import MatmulPrecision, NaNGuard, Throughput
+from lit_nlp.mixed_precision import precision_plugin
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,12 @@ def run_ours(module: L.LightningModule, opts: dict, meter: StepMeter, loader: Da
     `opts["profile_steps"]` more steps after the timed ones, so it never slows them."""
     callbacks = [Throughput(), NaNGuard(), MatmulPrecision(opts["matmul_precision"]), LightningMeter(meter),
                  *([profiler] if profiler else [])]
+    accelerator = "gpu" if opts["device"] == "cuda" else "cpu"
+    # the precision plugin train() uses (lit_nlp.mixed_precision): fused AdamW + clipping in AMP
+    plugin = precision_plugin(opts["precision"], accelerator)
     trainer = L.Trainer(
-        accelerator="gpu" if opts["device"] == "cuda" else "cpu", devices=1, precision=opts["precision"],
+        accelerator=accelerator, devices=1, precision=None if plugin else opts["precision"],
+        plugins=[plugin] if plugin else None,
         max_steps=opts["warmup"] + opts["steps"] + (opts["profile_steps"] if profiler else 0), gradient_clip_val=1.0, log_every_n_steps=10,
         limit_val_batches=0, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks,
