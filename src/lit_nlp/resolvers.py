@@ -1,7 +1,8 @@
 """Config interpolations: files that ship inside installed packages, so configs never
 hard-code a site-packages path (${lit_nlp.minilm_dir:}, ${lit_nlp.demo_file:}), defaults
 that depend on the machine a run starts on (${lit_nlp.default_precision:<accelerator>},
-${lit_nlp.on_cuda:<accelerator>}, ${lit_nlp.default_num_workers:<accelerator>}), and the two
+${lit_nlp.on_cuda:<accelerator>}, ${lit_nlp.default_num_workers:<accelerator>},
+${lit_nlp.static_shapes:<model.compile>,<accelerator>}), and the two
 sweep facts derived from other keys (${lit_nlp.job_dirname:...}, ${lit_nlp.optuna_direction:...})."""
 
 from __future__ import annotations
@@ -50,6 +51,19 @@ def default_num_workers(accelerator: str = "auto") -> int:
     return max(0, min(4, (os.cpu_count() or 1) // 2))
 
 
+def static_shapes(compile=False, accelerator: str = "auto") -> bool:
+    """Fixed batch shapes (data/shapes.py) exactly when the model will replay CUDA graphs:
+    `model.compile` on (true, or a dict with a graph mode) for a run on a CUDA GPU."""
+    from omegaconf import DictConfig
+
+    from lit_nlp.models.compiled import compile_options, uses_cuda_graphs
+
+    if isinstance(compile, DictConfig):
+        compile = OmegaConf.to_container(compile, resolve=True)
+    device = "cuda" if on_cuda(accelerator) else "cpu"
+    return uses_cuda_graphs(compile_options(compile, device), device)
+
+
 def job_dirname(override_dirname: str) -> str:
     """A sweep job's overrides as one folder name: `monitor=val/f1` would nest folders, so
     path separators become `_`, and the name is cut to MAX_JOB_DIRNAME characters."""
@@ -68,6 +82,7 @@ def optuna_direction(monitor_mode: str) -> str:
 
 RESOLVERS = {"minilm_dir": minilm_dir, "demo_file": demo_file, "on_cuda": on_cuda,
              "default_precision": default_precision, "default_num_workers": default_num_workers,
+             "static_shapes": static_shapes,
              "job_dirname": job_dirname, "optuna_direction": optuna_direction}
 for _name, _fn in RESOLVERS.items():
     OmegaConf.register_new_resolver(f"lit_nlp.{_name}", _fn, replace=True)

@@ -49,9 +49,8 @@ def test_model_without_sdpa_falls_back_to_eager(monkeypatch):
 
 def test_compile_is_applied_by_configure_model_only(monkeypatch):
     calls = []
-    monkeypatch.setattr("lit_nlp.models.classification.compile_model",
-                        lambda model, **kw: calls.append(kw) or model)
     module = make_module("bert", compile={"backend": "aot_eager"})
+    monkeypatch.setattr(module.model, "compile", lambda **kw: calls.append(kw))
     assert calls == []  # building (predict.py's path) never compiles
     module.configure_model()
     module.configure_model()  # Lightning may call it again (fit, then test): compiled once

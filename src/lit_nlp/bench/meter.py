@@ -13,6 +13,8 @@ import lightning as L
 import torch
 from transformers import TrainerCallback
 
+from lit_nlp.data.shapes import real_rows
+
 LABEL_PAD = -100
 
 
@@ -47,13 +49,14 @@ class StepMeter:
         if not self.warmup <= self.steps < self.total_steps:  # steps after the window: profiling
             return
         ids = batch["input_ids"]
-        self.samples += ids.shape[0]  # shapes are known on the host: no sync
-        self.padded_tokens += ids.numel()
-        lengths = batch["attention_mask"].sum(1)
+        n = real_rows(batch, ids.shape[0])  # filler rows of a static-shape batch count nowhere
+        self.samples += n  # shapes are known on the host: no sync
+        self.padded_tokens += ids.numel()  # filler rows are computed: they count as padding
+        lengths = batch["attention_mask"][:n].sum(1)
         self._add("tokens", lengths.sum())
         self._add("tokens_sq", (lengths * lengths).sum())
         if "labels" in batch and batch["labels"].dim() == 2:  # seq2seq targets
-            target = (batch["labels"] != LABEL_PAD).sum(1)
+            target = (batch["labels"][:n] != LABEL_PAD).sum(1)
             self._add("target_tokens", target.sum())
             self._add("target_sq", (target * target).sum())
             self._add("cross", (lengths * target).sum())

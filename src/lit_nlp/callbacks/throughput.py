@@ -8,6 +8,8 @@ import time
 
 import lightning as L
 
+from lit_nlp.data.shapes import real_rows
+
 
 class Throughput(L.Callback):
     """Logs `train/samples_per_sec` (over the last `log_every_n_steps` steps) and `lr`, and
@@ -27,7 +29,7 @@ class Throughput(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         # at each step every rank trains a batch of the same size (data/sampler.py), so the
         # whole job's rate is world_size times this rank's
-        n = batch["input_ids"].shape[0] * trainer.world_size
+        n = real_rows(batch, batch["input_ids"].shape[0]) * trainer.world_size  # filler rows are no samples
         self.train_samples += n
         self._window_samples += n
         # only on the steps whose metrics go to the loggers: on a GPU, logging a Python number

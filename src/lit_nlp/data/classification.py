@@ -30,6 +30,7 @@ from lit_nlp.data.cache import (
 from lit_nlp.data.cleaning import TextCleaner, drop_rows
 from lit_nlp.data.io import load_hub_frames, read_table, require_columns
 from lit_nlp.data.sampler import split_loader
+from lit_nlp.data.shapes import bucket_lengths, padded_length
 from lit_nlp.data.splits import carve_splits
 from lit_nlp.data.tokenizers import tokenizer_before_data
 from lit_nlp.errors import LitNlpError, raise_if_any
@@ -51,11 +52,11 @@ def tokenize(tokenizer, texts: list[str], pairs: list[str] | None, max_length: i
     return tokenizer(texts, pairs, truncation=True, max_length=max_length)
 
 
-def pad_batch(features: list[dict], pad_token_id: int, pad_to_multiple_of: int | None = None) -> dict:
-    """Stack a list of tokenized rows into padded tensors (dynamic padding)."""
-    longest = max(len(f["input_ids"]) for f in features)
-    if pad_to_multiple_of:
-        longest = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
+def pad_batch(features: list[dict], pad_token_id: int, pad_to_multiple_of: int | None = None,
+              buckets: list[int] | None = None) -> dict:
+    """Stack a list of tokenized rows into padded tensors: to the batch's longest row (dynamic
+    padding), rounded up to `pad_to_multiple_of`, or up to one of `buckets` (static shapes)."""
+    longest = padded_length(max(len(f["input_ids"]) for f in features), pad_to_multiple_of, buckets)
     batch: dict[str, torch.Tensor] = {}
     for key, pad in (("input_ids", pad_token_id), ("attention_mask", 0), ("token_type_ids", 0)):
         if key in features[0]:
@@ -103,6 +104,8 @@ class ClassificationDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         group_by_length: bool = True,
         pad_to_multiple_of: int | None = None,
+        static_shapes: bool = False,
+        length_buckets: int = 8,
         cache_dir: str = ".cache/lit_nlp",
         tokenizer: Any = None,
     ):
@@ -124,6 +127,9 @@ class ClassificationDataModule(L.LightningDataModule):
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.group_by_length = group_by_length
         self.pad_to_multiple_of = pad_to_multiple_of
+        # static shapes (data/shapes.py): lengths padded up to a bucket, short batches filled
+        self.static_shapes = bool(static_shapes)
+        self.buckets = bucket_lengths(max_length, length_buckets) if self.static_shapes else None
         self.cache_dir = Path(cache_dir)
         self.tokenizer_source = tokenizer
         self._check_config()
@@ -321,7 +327,7 @@ class ClassificationDataModule(L.LightningDataModule):
         return data_report(self.meta)
 
     def _collate(self, features: list[dict]) -> dict:
-        return pad_batch(features, self.tokenizer.pad_token_id, self.pad_to_multiple_of)
+        return pad_batch(features, self.tokenizer.pad_token_id, self.pad_to_multiple_of, self.buckets)
 
     def train_dataloader(self) -> DataLoader:
         return split_loader(self, "train", train=True)

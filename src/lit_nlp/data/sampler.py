@@ -5,12 +5,14 @@ batches that one process with batch N x B would."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from lit_nlp.data.shapes import collate_full_batch
 from lit_nlp.errors import LitNlpError
 
 
@@ -113,10 +115,15 @@ def trainer_shard(trainer) -> tuple[int, int]:
 
 
 def make_loader(dataset, collate_fn, batch_size: int, train: bool, seed: int = 0, group_by_length: bool = True,
-                num_workers: int = 0, pin_memory: bool = False, num_replicas: int = 1, rank: int = 0) -> DataLoader:
+                num_workers: int = 0, pin_memory: bool = False, num_replicas: int = 1, rank: int = 0,
+                full_batches: bool = False) -> DataLoader:
     """A DataLoader over a tokenized split with a `length` column: length-grouped shuffled
     batches for training, the split's order for evaluation; this rank's share under DDP (the
-    trainer configs turn off Lightning's own sampler replacement: use_distributed_sampler)."""
+    trainer configs turn off Lightning's own sampler replacement: use_distributed_sampler).
+    `full_batches`: every batch has `batch_size` rows, short ones filled with ignored rows
+    (data/shapes.py), for static shapes."""
+    if full_batches:
+        collate_fn = functools.partial(collate_full_batch, collate=collate_fn, rows=batch_size)
     common = dict(collate_fn=collate_fn, num_workers=num_workers, pin_memory=pin_memory,
                   persistent_workers=num_workers > 0)
     rows = dataset.remove_columns(["length"])
@@ -135,4 +142,4 @@ def split_loader(dm, split: str, train: bool) -> DataLoader:
     num_replicas, rank = trainer_shard(dm.trainer)
     return make_loader(dm.datasets[split], dm._collate, dm.batch_size if train else dm.eval_batch_size, train,
                        dm.seed, dm.group_by_length, dm.num_workers, dm.pin_memory,
-                       num_replicas=num_replicas, rank=rank)
+                       num_replicas=num_replicas, rank=rank, full_batches=dm.static_shapes)

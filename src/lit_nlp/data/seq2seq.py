@@ -35,6 +35,7 @@ from lit_nlp.data.cache import (
 from lit_nlp.data.cleaning import TextCleaner, drop_rows
 from lit_nlp.data.io import load_hub_frames, read_table, require_columns
 from lit_nlp.data.sampler import split_loader
+from lit_nlp.data.shapes import bucket_lengths, padded_length
 from lit_nlp.data.splits import carve_splits
 from lit_nlp.data.squad import read_squad
 from lit_nlp.data.tokenizers import tokenizer_before_data
@@ -76,18 +77,19 @@ def encode_sources(tokenizer, rows: list[dict], template: str, truncate_column: 
     return tokenizer(texts, truncation=True, max_length=max_length)
 
 
-def pad_seq2seq(features: list[dict], pad_token_id: int, pad_to_multiple_of: int | None = None) -> dict:
-    """Dynamic padding of sources (pad id) and labels (-100); references stay Python lists."""
-    def pad(seqs, value):
-        longest = max(len(s) for s in seqs)
-        if pad_to_multiple_of:
-            longest = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
+def pad_seq2seq(features: list[dict], pad_token_id: int, pad_to_multiple_of: int | None = None,
+                buckets: list[int] | None = None, target_buckets: list[int] | None = None) -> dict:
+    """Padding of sources (pad id) and labels (-100) to the batch's longest, rounded up to
+    `pad_to_multiple_of`, or up to one of `buckets` / `target_buckets` (static shapes);
+    references stay Python lists."""
+    def pad(seqs, value, lengths):
+        longest = padded_length(max(len(s) for s in seqs), pad_to_multiple_of, lengths)
         return torch.tensor([s + [value] * (longest - len(s)) for s in seqs])
 
-    batch = {"input_ids": pad([f["input_ids"] for f in features], pad_token_id),
-             "attention_mask": pad([f["attention_mask"] for f in features], 0)}
+    batch = {"input_ids": pad([f["input_ids"] for f in features], pad_token_id, buckets),
+             "attention_mask": pad([f["attention_mask"] for f in features], 0, buckets)}
     if "labels" in features[0]:
-        batch["labels"] = pad([f["labels"] for f in features], LABEL_PAD)
+        batch["labels"] = pad([f["labels"] for f in features], LABEL_PAD, target_buckets)
     if "references" in features[0]:
         batch["references"] = [f["references"] for f in features]
         batch["source"] = [f["source"] for f in features]
@@ -138,6 +140,8 @@ class Seq2SeqDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         group_by_length: bool = True,
         pad_to_multiple_of: int | None = None,
+        static_shapes: bool = False,
+        length_buckets: int = 8,
         cache_dir: str = ".cache/lit_nlp",
         tokenizer: Any = None,
     ):
@@ -156,6 +160,10 @@ class Seq2SeqDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.group_by_length, self.pad_to_multiple_of = group_by_length, pad_to_multiple_of
+        # static shapes (data/shapes.py): sources and targets padded up to buckets, short batches filled
+        self.static_shapes = bool(static_shapes)
+        self.buckets = bucket_lengths(max_source_length, length_buckets) if self.static_shapes else None
+        self.target_buckets = bucket_lengths(max_target_length, length_buckets) if self.static_shapes else None
         self.cache_dir = Path(cache_dir)
         self.tokenizer_source = tokenizer
         self.fields = template_fields(source_template)
@@ -294,7 +302,8 @@ class Seq2SeqDataModule(L.LightningDataModule):
         return data_report(self.meta)
 
     def _collate(self, features: list[dict]) -> dict:
-        return pad_seq2seq(features, self.tokenizer.pad_token_id, self.pad_to_multiple_of)
+        return pad_seq2seq(features, self.tokenizer.pad_token_id, self.pad_to_multiple_of, self.buckets,
+                           self.target_buckets)
 
     def train_dataloader(self) -> DataLoader:
         return split_loader(self, "train", train=True)

@@ -81,17 +81,6 @@ def model_from_config_dict(auto_class, config_dict: dict, attn_implementation: s
     return _with_attention(functools.partial(auto_class.from_config, hf_config), attn_implementation)
 
 
-def compile_model(model: nn.Module, dynamic: bool | None = None, mode: str | None = None,
-                  backend: str = "inductor") -> nn.Module:
-    """Compile `model` in place (`nn.Module.compile`: parameter names and checkpoints keep
-    their keys, unlike the wrapper `torch.compile` returns). Batches change shape every step
-    with dynamic padding; `dynamic=None` lets dynamo recompile once on the first new shape and
-    then treat batch and length as symbolic, and `data.pad_to_multiple_of` caps the distinct
-    lengths anyway (max_length 128 / 8 = at most 16), so compiles stay bounded."""
-    model.compile(dynamic=dynamic, mode=mode, backend=backend)
-    return model
-
-
 def _layer_stack(encoder: nn.Module, config: PretrainedConfig) -> nn.ModuleList:
     """The list of transformer blocks: BERT's encoder.layer, DistilBERT's transformer.layer,
     T5's encoder.block, RoBERTa's, ... found by size instead of by name."""

@@ -17,15 +17,16 @@ from torchmetrics.classification import (
 )
 from transformers import AutoModelForSequenceClassification
 
+from lit_nlp.data.shapes import real_rows
 from lit_nlp.models.backbones import (
     apply_finetune_strategy,
     build_hf_model,
-    compile_model,
     enable_gradient_checkpointing,
     json_safe_config,
     model_from_config_dict,
     plain_config,
 )
+from lit_nlp.models.compiled import compile_for
 from lit_nlp.models.optim import build_optimization
 
 
@@ -40,8 +41,8 @@ class ClassificationModule(L.LightningModule):
     gradient_checkpointing: trade compute for activation memory (`enable_gradient_checkpointing`).
     label_names, vocab_size, pad_token_id: run-time facts from the data module.
     attn_implementation: "sdpa" (default), "eager", or null (the library's choice); see
-        `build_hf_model`. compile: true (or `compile_model` kwargs) compiles the HF model when the
-        trainer sets the module up; see `compile_model`.
+        `build_hf_model`. compile: true (or `nn.Module.compile` kwargs) compiles the HF model when
+        the trainer sets the module up; see `lit_nlp.models.compiled`.
     hf_config: a saved model config; when given, the architecture is rebuilt from it and the
         weights come from the checkpoint (how predict loads a `.ckpt` without the hub).
     """
@@ -114,7 +115,8 @@ class ClassificationModule(L.LightningModule):
         return self.hparams.label_names
 
     def _run(self, batch: dict):
-        return self.model(**{k: v for k, v in batch.items() if k in self._forward_keys})
+        model = getattr(self, "_compiled", None) or self.model
+        return model(**{k: v for k, v in batch.items() if k in self._forward_keys})
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self._run(batch).logits
@@ -125,16 +127,19 @@ class ClassificationModule(L.LightningModule):
         # host-device sync) after every step; callbacks/progress.py reads the loss every
         # log_every_n_steps instead, as the loggers do
         self.log("train/loss", out.loss, on_step=True, on_epoch=True,
-                 batch_size=batch["labels"].shape[0])
+                 batch_size=real_rows(batch, batch["labels"].shape[0]))
         return out.loss
 
     def _eval_step(self, batch: dict, stage: str) -> None:
         out = self._run(batch)
-        preds, labels = out.logits.argmax(-1), batch["labels"]
+        # rows past real_rows fill a static-shape batch (data/shapes.py): the loss ignores them
+        # (label -100) and the metrics never see them; slicing by a host int costs no sync
+        n = real_rows(batch, batch["labels"].shape[0])
+        preds, labels = out.logits[:n].argmax(-1), batch["labels"][:n]
         getattr(self, f"{stage}_metrics").update(preds, labels)
         getattr(self, f"{stage}_f1_per_class").update(preds, labels)
         getattr(self, f"{stage}_confmat").update(preds, labels)
-        self.log(f"{stage}/loss", out.loss, on_epoch=True, prog_bar=(stage == "val"), batch_size=labels.shape[0],
+        self.log(f"{stage}/loss", out.loss, on_epoch=True, prog_bar=(stage == "val"), batch_size=n,
                  sync_dist=True)
 
     def _eval_epoch_end(self, stage: str) -> None:
@@ -162,15 +167,13 @@ class ClassificationModule(L.LightningModule):
         self._eval_epoch_end("test")
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self(batch).float().softmax(-1)
+        return self(batch)[:real_rows(batch, batch["input_ids"].shape[0])].float().softmax(-1)
 
     def configure_model(self) -> None:
-        # here rather than in __init__: Lightning calls this in fit/validate/test, while predict.py
-        # rebuilds the module from the same hyperparameters and must not compile
-        options = self.hparams.get("compile") or False
-        if options and not getattr(self, "_compiled", False):
-            compile_model(self.model, **(options if isinstance(options, dict) else {}))
-            self._compiled = True
+        # here rather than in __init__: Lightning calls this in fit/validate/test (once the
+        # device is known), while predict.py rebuilds the module and decides itself
+        if getattr(self, "_compiled", None) is None:
+            self._compiled = compile_for(self, self.hparams.get("compile"))
 
     def configure_optimizers(self):
         return build_optimization(self.model, self.hparams.optimizer, self.hparams.scheduler,

@@ -9,15 +9,16 @@ import torch
 from transformers import AutoModelForSeq2SeqLM
 
 from lit_nlp.errors import LitNlpError
+from lit_nlp.data.shapes import real_rows
 from lit_nlp.models.backbones import (
     apply_finetune_strategy,
     build_hf_model,
-    compile_model,
     enable_gradient_checkpointing,
     json_safe_config,
     model_from_config_dict,
     plain_config,
 )
+from lit_nlp.models.compiled import compile_for, eager_generation
 from lit_nlp.models.optim import build_optimization
 from lit_nlp.models.text_metrics import RougeMetric, SquadMetric, TextAccuracy
 
@@ -113,30 +114,38 @@ class Seq2SeqModule(L.LightningModule):
         # helps generate(), and gradient checkpointing refuses one while training
         return {**{k: batch[k] for k in MODEL_KEYS if k in batch}, "use_cache": False}
 
+    def _loss(self, batch: dict) -> torch.Tensor:
+        model = getattr(self, "_compiled", None) or self.model
+        return model(**self._inputs(batch)).loss
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self.model(**self._inputs(batch)).loss
+        loss = self._loss(batch)
         # not prog_bar: Lightning turns progress-bar values into Python numbers (.item(), a
         # host-device sync) after every step; callbacks/progress.py reads the loss every
         # log_every_n_steps instead, as the loggers do
         self.log("train/loss", loss, on_step=True, on_epoch=True,
-                 batch_size=batch["input_ids"].shape[0])
+                 batch_size=real_rows(batch, batch["input_ids"].shape[0]))
         return loss
 
     @torch.no_grad()
     def generate_text(self, batch: dict) -> list[str]:
-        out = self.model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                  generation_config=self.model.generation_config)
+        # rows past real_rows fill a static-shape batch (data/shapes.py); generation is eager
+        # anyway (a new length per token), so only the real rows are generated for
+        n = real_rows(batch, batch["input_ids"].shape[0])
+        with eager_generation():
+            out = self.model.generate(input_ids=batch["input_ids"][:n], attention_mask=batch["attention_mask"][:n],
+                                      generation_config=self.model.generation_config)
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
 
     def _eval_step(self, batch: dict, batch_idx: int, stage: str) -> None:
-        loss = self.model(**self._inputs(batch)).loss
-        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=(stage == "val"),
-                 batch_size=batch["input_ids"].shape[0], sync_dist=True)
+        loss = self._loss(batch)
+        n = real_rows(batch, batch["input_ids"].shape[0])
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=(stage == "val"), batch_size=n, sync_dist=True)
         limit = self.hparams.val_generate_batches if stage == "val" else None
         if limit is not None and batch_idx >= limit:
             return
         predictions = self.generate_text(batch)
-        references = batch["references"]
+        references = batch["references"][:n]
         if self.hparams.task != "qa":  # only QA scores against several gold answers
             references = [refs[0] for refs in references]
         getattr(self, f"{stage}_metric").update(predictions, references)
@@ -164,12 +173,10 @@ class Seq2SeqModule(L.LightningModule):
         self._eval_epoch_end("test")
 
     def configure_model(self) -> None:
-        # here rather than in __init__: Lightning calls this in fit/validate/test, while predict.py
-        # rebuilds the module from the same hyperparameters and must not compile
-        options = self.hparams.get("compile") or False
-        if options and not getattr(self, "_compiled", False):
-            compile_model(self.model, **(options if isinstance(options, dict) else {}))
-            self._compiled = True
+        # here rather than in __init__: Lightning calls this in fit/validate/test (once the
+        # device is known), while predict.py rebuilds the module and decides itself
+        if getattr(self, "_compiled", None) is None:
+            self._compiled = compile_for(self, self.hparams.get("compile"))
 
     def configure_optimizers(self):
         return build_optimization(self.model, self.hparams.optimizer, self.hparams.scheduler,

@@ -1,0 +1,98 @@
+"""train() on the GPU fast path's code, on the CPU: static shapes (bucket lengths, full
+batches) train the same model as dynamic padding, for both tasks, and a compiled run with
+static shapes goes through fit, test and export. (`model.compile=true` on a GPU turns static
+shapes on by itself; here they are asked for with data.static_shapes=true.)"""
+
+from __future__ import annotations
+
+import json
+
+import lightning as L
+import pytest
+
+from conftest import compose_cfg, synthetic_rows, tiny_overrides, write_table
+from lit_nlp.train import train
+from test_seq2seq_train import extraction_rows, qa_overrides
+
+
+def metrics_of(run_dir):
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+class Shapes(L.Callback):
+    """Records every training and validation batch's shape and real row count."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.seen.append(("train", tuple(batch["input_ids"].shape), batch.get("real_rows")))
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self.seen.append(("val", tuple(batch["input_ids"].shape), batch.get("real_rows")))
+
+
+@pytest.fixture
+def record_shapes(monkeypatch):
+    """Adds a Shapes recorder to the callbacks train() builds."""
+    from lit_nlp import train as train_module
+
+    recorder = Shapes()
+    real = train_module.instantiate
+
+    def instantiate(cfg, *args, **kwargs):
+        if "callbacks" in kwargs:
+            kwargs["callbacks"] = [*kwargs["callbacks"], recorder]
+        return real(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "instantiate", instantiate)
+    return recorder
+
+
+def test_classification_static_shapes_train_the_same_model(tmp_path, record_shapes):
+    """250 rows -> 200 train (13 batches of 16, the last of 8), 25 validation: with static
+    shapes every batch has 16 rows (filler counted nowhere) and a bucket length, and the run
+    ends where dynamic padding ends."""
+    data = write_table(synthetic_rows(250, seed=4), tmp_path / "train.csv")
+    # no dropout: its masks are drawn per tensor shape, so other shapes would draw other masks
+    common = tiny_overrides(data, epochs=2) + ["trainer.deterministic=true", "+model.backbone.config.hidden_dropout_prob=0",
+                                               "+model.backbone.config.attention_probs_dropout_prob=0"]
+    train(compose_cfg(common, tmp_path / "dynamic", cache_dir=tmp_path / "cache"))
+    record_shapes.seen.clear()
+    train(compose_cfg(common + ["data.static_shapes=true", "data.length_buckets=4"], tmp_path / "static",
+                      cache_dir=tmp_path / "cache"))
+    a, b = metrics_of(tmp_path / "dynamic"), metrics_of(tmp_path / "static")
+    for key in ("test/acc", "val/acc_best", "global_step", "data/rows/train"):
+        assert b[key] == a[key], key
+    assert b["test/loss"] == pytest.approx(a["test/loss"], abs=1e-4)
+    assert b["train/samples"] == a["train/samples"]  # filler rows are no samples
+    train_shapes = {s for stage, s, _ in record_shapes.seen if stage == "train"}
+    assert {rows for rows, _ in train_shapes} == {16}
+    assert {length for _, length in train_shapes} <= {8, 16, 24, 32}  # max_length 32 in 4 buckets
+    assert any(real == 8 for stage, _, real in record_shapes.seen if stage == "train")  # the short batch
+    assert {s[0] for stage, s, _ in record_shapes.seen if stage == "val"} == {64}  # eval_batch_size
+
+
+def test_seq2seq_static_shapes_train_the_same_model(tmp_path):
+    data = write_table(extraction_rows(150, seed=6), tmp_path / "train.jsonl")
+    common = qa_overrides(data, epochs=1) + ["trainer.deterministic=true", "model.backbone.config.dropout_rate=0"]
+    train(compose_cfg(common, tmp_path / "dynamic", cache_dir=tmp_path / "cache"))
+    train(compose_cfg(common + ["data.static_shapes=true"], tmp_path / "static", cache_dir=tmp_path / "cache"))
+    a, b = metrics_of(tmp_path / "dynamic"), metrics_of(tmp_path / "static")
+    for key in ("test/exact_match", "test/f1", "global_step"):
+        assert b[key] == pytest.approx(a[key], abs=1e-6), key
+    assert b["test/loss"] == pytest.approx(a["test/loss"], abs=1e-4)
+
+
+def test_compiled_static_shape_run_fits_tests_and_exports(tmp_path, record_shapes):
+    """The fast path's wiring through train(): compiled (dynamo + AOTAutograd; inductor's code
+    generation would add minutes here), static shapes, bf16-mixed with the fused AdamW."""
+    data = write_table(synthetic_rows(200, seed=5), tmp_path / "train.csv")
+    run = tmp_path / "run"
+    # one bucket (max_length) keeps the compiles to one per mode: each costs seconds here
+    train(compose_cfg(tiny_overrides(data) + ["model.compile={backend: aot_eager}", "data.static_shapes=true",
+                                              "data.length_buckets=1", "trainer.precision=bf16-mixed"], run))
+    metrics = metrics_of(run)
+    assert metrics["global_step"] == 10 and 0 <= metrics["test/acc"] <= 1
+    assert (run / "export" / "model.safetensors").is_file()
+    assert {s for _, s, _ in record_shapes.seen} == {(16, 32), (64, 32)}  # train and eval batches
