@@ -7,6 +7,7 @@ per graph on two cores and is the same front end."""
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import pytest
@@ -172,3 +173,60 @@ def test_generation_runs_eagerly_under_compile():
     texts = module.generate_text(batch)
     assert len(texts) == 2 and _graphs() == before  # six decoding lengths, no graph compiled
     torch._dynamo.reset()
+
+
+def shared_wrapper(forward):
+    """Like transformers' decorators on every model's forward (return_dict handling and the
+    like): one wrapper code object that all model classes run through."""
+    @functools.wraps(forward)
+    def wrapper(self, x):
+        return forward(self, x)
+    return wrapper
+
+
+class Relu(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 4)
+
+    @shared_wrapper
+    def forward(self, x):
+        return self.layer(x).relu()
+
+
+class Tanh(Relu):
+    @shared_wrapper
+    def forward(self, x):
+        return self.layer(x).tanh()
+
+
+class Holder(torch.nn.Module):
+    """What compile_for needs of a task module: `.model`."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+
+def test_each_new_model_compiles_even_after_others_in_the_process():
+    """Sweep jobs, benchmark levers and the GPU check's canaries build one model after another in
+    one process. Dynamo keeps compiled code per code object, and Hugging Face models share the
+    wrapper code of their forward decorators: the 6 graphs of a first model plus a second model's 4
+    pass the recompile limit (8) there, and the second model would run eagerly past it without a
+    word (seen: T5 canaries after two BERT ones compiled nothing). compile_for starts afresh."""
+    from lit_nlp.models.compiled import compile_for
+
+    compiled = []
+
+    def counting(gm, example_inputs):
+        compiled.append(1)
+        return gm.forward
+
+    per_model = []
+    for model, shapes in ((Relu(), 6), (Tanh(), 4)):
+        call = compile_for(Holder(model), {"backend": counting, "dynamic": False})
+        before = len(compiled)
+        for n in range(1, shapes + 1):
+            call(x=torch.randn(n, 4))
+        per_model.append(len(compiled) - before)
+    assert per_model == [6, 4]

@@ -23,14 +23,16 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from omegaconf import OmegaConf
 
 from lit_nlp.data.io import read_table
 
 log = logging.getLogger(__name__)
 
 CLOCK_FILE = "fit_clock.json"
-# Issue 4: at least 3x faster than the run_glue-defaults Trainer, with dev accuracy >= 0.905
-TARGET_SPEEDUP, TARGET_DEV_ACCURACY = 3.0, 0.905
+# issue 9: at least 3x faster than the run_glue-defaults Trainer, fit and end to end, at a
+# final dev accuracy of at least 0.90 (MiniLM, full SST-2, 3 epochs, batch 32, lr 5e-5, length 128)
+TARGET_SPEEDUP, TARGET_DEV_ACCURACY = 3.0, 0.90
 
 
 def conf_dir() -> Path:
@@ -84,6 +86,10 @@ def sample_lines(path: str, rows: int | None, out: Path, seed: int = 0) -> str:
     return str(out)
 
 
+def batch_size(opts: dict) -> int:
+    return opts["e2e_batch_size"] or opts["batch_size"]
+
+
 def compose_config(opts: dict, train_file: str, dev_file: str, run_dir: Path, cache_dir: Path):
     """conf/ composed with the overrides a user would type for this run. The dev file is both
     the validation split (scored after every epoch, our default) and the test split (train()
@@ -92,12 +98,15 @@ def compose_config(opts: dict, train_file: str, dev_file: str, run_dir: Path, ca
 
     import lit_nlp  # noqa: F401  (registers the ${lit_nlp.*:} resolvers)
 
+    compile = opts["compile"]
+    if compile and opts["compile_backend"] != "inductor":  # the tests: no code generation, no modes
+        compile = f"{{backend: {opts['compile_backend']}}}"
     overrides = [
         f"data={opts['data_format']}", f"data.train_file={train_file}", f"data.validation_file={dev_file}",
         f"data.test_file={dev_file}", f"data.text_column={opts['text_column']}",
         f"data.label_column={opts['label_column']}", "data/cleaning=none", f"data.max_length={opts['max_length']}",
-        f"data.batch_size={opts['batch_size']}", f"data.pad_to_multiple_of={opts['pad_to_multiple_of'] or 'null'}",
-        f"model={opts['e2e_model']}", f"model.optimizer.lr={opts['lr']}", f"model.compile={opts['compile']}",
+        f"data.batch_size={batch_size(opts)}", f"data.pad_to_multiple_of={opts['pad_to_multiple_of'] or 'null'}",
+        f"model={opts['e2e_model']}", f"model.optimizer.lr={opts['lr']}", f"model.compile={compile}",
         f"trainer.max_epochs={opts['epochs']}", f"trainer.accelerator={'gpu' if opts['device'] == 'cuda' else 'cpu'}",
         f"trainer.precision={opts['precision']}", f"callbacks.matmul_precision.precision={opts['matmul_precision']}",
         # display only: a progress bar on stdout and the layer table say nothing here
@@ -135,8 +144,11 @@ def run_ours(opts: dict, cfg) -> tuple[dict, object]:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     clock = json.loads((run_dir / CLOCK_FILE).read_text())
     rows = metrics["data/rows/train"]
-    row = {"side": "lit_nlp", "recipe": "train(cfg): our data module (cleaning none), length-grouped dynamic "
-                                        "padding, AdamW wd 0.01, linear with 10% warm-up, validation each epoch, "
+    shapes = ("static shapes (bucket lengths, full batches)" if cfg.data.static_shapes
+              else "length-grouped dynamic padding")
+    compiled = f"model.compile={OmegaConf.to_container(cfg.model, resolve=True)['compile']}"
+    row = {"side": "lit_nlp", "recipe": f"train(cfg): our data module (cleaning none), {shapes}, {compiled}, "
+                                        "fused AdamW wd 0.01, linear with 10% warm-up, validation each epoch, "
                                         "checkpoints, test + export at the end",
            "rows_trained": rows, "rows_evaluated": metrics["data/rows/validation"], "epochs": metrics["epochs"],
            "prep_s": prep_s, "fit_s": clock["fit_s"], "end_to_end_s": prep_s + train_s,
@@ -193,10 +205,10 @@ def run_hf(opts: dict, cfg, datamodule, train_file: str, dev_file: str, dynamic:
     else:
         model = instantiate(cfg.model, **datamodule.model_facts()).model  # same random-init config as ours
     args = TrainingArguments(
-        output_dir=str(Path(opts["out"]) / "e2e" / side), per_device_train_batch_size=opts["batch_size"],
+        output_dir=str(Path(opts["out"]) / "e2e" / side), per_device_train_batch_size=batch_size(opts),
         num_train_epochs=opts["epochs"], learning_rate=opts["lr"], seed=cfg.seed,
         bf16=opts["precision"].startswith("bf16"), fp16=opts["precision"].startswith("16"),
-        use_cpu=opts["device"] == "cpu", torch_compile=bool(opts["compile"]),
+        use_cpu=opts["device"] == "cpu", torch_compile=bool(opts["hf_compile"]),
         train_sampling_strategy="group_by_length" if dynamic else "random",
         save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True)
     collator = DataCollatorWithPadding(tokenizer) if dynamic else default_data_collator
@@ -240,7 +252,7 @@ def _free(device: str) -> None:
 
 def run_e2e(opts: dict) -> dict:
     """Our train(cfg), then the Trainer twice (unless hf=false); the rows with their ratios
-    (Trainer seconds / our seconds: > 1 means ours is faster), and issue 4's target check."""
+    (Trainer seconds / our seconds: > 1 means ours is faster), and the target check."""
     out = (Path(opts["out"]) / "e2e").resolve()  # absolute: the paths go into config overrides
     train_file = sample_lines(str(Path(opts["train_file"]).resolve()), opts["max_rows"], out / "data" / f"train.{opts['data_format']}")
     dev_file = sample_lines(str(Path(opts["dev_file"]).resolve()), opts["dev_rows"], out / "data" / f"dev.{opts['data_format']}")
@@ -249,8 +261,8 @@ def run_e2e(opts: dict) -> dict:
     _free(opts["device"])
     rows = [ours]
     if opts["hf"]:
-        for dynamic in (False, True):
-            row = run_hf(opts, cfg, datamodule, train_file, dev_file, dynamic)
+        for side in opts["hf_sides"]:
+            row = run_hf(opts, cfg, datamodule, train_file, dev_file, dynamic=side == "dynamic_grouped")
             row["ratio_fit"] = row["fit_s"] / ours["fit_s"]
             row["ratio_end_to_end"] = row["end_to_end_s"] / ours["end_to_end_s"]
             rows.append(row)
@@ -266,10 +278,11 @@ def run_e2e(opts: dict) -> dict:
 
 
 def _target(opts: dict, rows: list[dict]) -> dict:
-    """Issue 4's target, judged only on the run it names (full SST-2 train and dev, MiniLM,
+    """The target, judged only on the run it names (full SST-2 train and dev, MiniLM,
     3 epochs, with the Trainer): the lower of the fit and end-to-end ratios must reach 3."""
     applies = (opts["e2e_model"] == "minilm" and opts["epochs"] == 3 and opts["max_rows"] is None
-               and opts["dev_rows"] is None and opts["hf"])
+               and opts["dev_rows"] is None and opts["hf"] and "max_length" in opts["hf_sides"]
+               and batch_size(opts) == 32 and opts["lr"] == 5e-5 and opts["max_length"] == 128)
     out = {"speedup": TARGET_SPEEDUP, "dev_accuracy": TARGET_DEV_ACCURACY, "applies": applies, "met": None}
     if applies:
         glue = next(r for r in rows if r["side"] == "hf_trainer_max_length")

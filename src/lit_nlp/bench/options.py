@@ -15,8 +15,17 @@ COMMON = {
     "precision": "auto",       # auto: lit_nlp's default (bf16-mixed on a bf16 GPU, else 32-true)
     "matmul_precision": "high",
     "peak_tflops": None,       # the device's peak for MFU; default from lit_nlp.bench.flops
-    "compile": False,          # model.compile=true on our side, torch_compile on the HF side
+    # our side's rows (lit_nlp.bench.workloads.LEVERS): eager_foreach, eager, compiled, graphs
+    "levers": "eager",
+    "lever_table": None,       # an arch of `archs` that runs every lever, whatever `levers` says
+    "compile_backend": "inductor",  # aot_eager: dynamo + AOTAutograd without code generation (tests)
+    "compile": False,          # end to end: model.compile on our side (the fast path on a GPU)
+    "hf_compile": False,       # the Trainer's torch_compile (run_glue's default: off)
     "hf": True,                # also time the Hugging Face Trainer (the ratios)
+    "e2e_batch_size": None,    # end to end: the batch size (None: batch_size)
+    "parts": "training",       # what runs, in order: canaries, training, e2e
+    "canary_paths": "eager,compiled",  # canaries: the plain path, the compiled (fast) path, or both
+    "time_budget_s": None,     # parts not started within this many seconds are skipped, and say so
     "profile": False,          # torch.profiler over `profile_steps` steps of our real-data run
     "profile_steps": 5,
     "num_workers": 0,
@@ -37,36 +46,51 @@ SUITES = {
     "cpu": {"archs": "bert-mini,distilbert-mini,t5-mini", "seq_lens": "128", "batch_size": 8, "warmup": 3,
             "steps": 10, "real_model": "minilm", "data_file": f"{SST2}/train.tsv",
             "predict_file": f"{SST2}/dev.tsv", "predict_rows": 872},
-    # the README's GPU table: base architectures at 128 and 384, MiniLM on SST-2
+    # the README's GPU table: base architectures at 128 and 384, MiniLM on SST-2, plain and fast path
     "gpu": {"archs": "bert-base,distilbert-base,t5-small", "seq_lens": "128,384", "batch_size": 32,
             "warmup": 10, "steps": 50, "real_model": "minilm", "data_file": f"{SST2}/train.tsv",
-            "predict_file": f"{SST2}/dev.tsv", "predict_rows": 872},
+            "predict_file": f"{SST2}/dev.tsv", "predict_rows": 872, "levers": "eager,graphs",
+            "lever_table": "bert-base"},
     # end to end (lit_nlp.bench.end_to_end): our train(cfg) against the Trainer as run_glue runs it,
-    # MiniLM on SST-2 with issue 4's recipe (3 epochs, batch 32, lr 5e-5, max_length 128); a GPU's job.
+    # MiniLM on SST-2 with the issue's recipe (3 epochs, batch 32, lr 5e-5, max_length 128); a GPU's job.
     # Quick variants: max_rows= (train rows), dev_rows=, epochs=, e2e_model=bert_tiny (random init)
-    "sst2": {"archs": "", "data_file": None, "predict_file": None, "batch_size": 32,
+    "sst2": {"archs": "", "data_file": None, "predict_file": None, "batch_size": 32, "parts": "e2e",
              "e2e_model": "minilm", "train_file": f"{SST2}/train.tsv", "dev_file": f"{SST2}/dev.tsv",
-             "epochs": 3, "max_rows": None, "dev_rows": None, "lr": 5e-5, "conf_dir": None},
+             "epochs": 3, "max_rows": None, "dev_rows": None, "lr": 5e-5, "conf_dir": None,
+             "hf_sides": "max_length,dynamic_grouped"},
+    # one command that checks a GPU (issue 9), each part's results written as soon as it ends:
+    # crash canaries (train() + predict per task in bf16-mixed and 16-mixed, eager and compiled),
+    # SST-2 end to end (our fast path against run_glue's Trainer), then the step table at
+    # length 128, batch 64 (every lever for bert-base, plain and fast path for the others)
+    "gpu_check": {"archs": "bert-base,distilbert-base,t5-small", "seq_lens": "128", "batch_size": 64,
+                  "warmup": 10, "steps": 50, "real_model": "minilm", "data_file": None, "predict_file": None,
+                  "predict_rows": 872, "levers": "eager,graphs", "lever_table": "bert-base",
+                  "parts": "canaries,e2e,training", "time_budget_s": 540, "compile": True,
+                  "e2e_model": "minilm", "train_file": f"{SST2}/train.tsv", "dev_file": f"{SST2}/dev.tsv",
+                  "e2e_batch_size": 32, "epochs": 3, "max_rows": None, "dev_rows": None, "lr": 5e-5,
+                  "conf_dir": None, "hf_sides": "max_length"},
 }
+PARTS = ("canaries", "training", "e2e")
+HF_SIDES = ("max_length", "dynamic_grouped")
 
 
 def _convert(key: str, text: str, default):
     if text.lower() in ("null", "none", ""):
         return None
-    if isinstance(default, bool) or key in ("compile", "hf", "profile", "pin_memory"):
+    if isinstance(default, bool) or key in ("compile", "hf", "hf_compile", "profile", "pin_memory"):
         if text.lower() not in ("true", "false"):
             raise LitNlpError(f"{key}={text}: expected true or false")
         return text.lower() == "true"
-    if isinstance(default, int) or key in ("pad_to_multiple_of", "max_rows", "dev_rows"):
+    if isinstance(default, int) or key in ("pad_to_multiple_of", "max_rows", "dev_rows", "e2e_batch_size"):
         return int(text)
-    if key in ("peak_tflops", "lr"):
+    if key in ("peak_tflops", "lr", "time_budget_s"):
         return float(text)
     return text
 
 
 def parse(argv: list[str]) -> dict:
-    """`suite=tiny|cpu|gpu|sst2` (default tiny) plus overrides; unknown keys and bad values are
-    reported together."""
+    """`suite=tiny|cpu|gpu|sst2|gpu_check` (default tiny) plus overrides; unknown keys and bad
+    values are reported together."""
     pairs, problems = {}, []
     for arg in argv:
         key, sep, value = arg.partition("=")
@@ -107,6 +131,18 @@ def finish(opts: dict) -> dict:
         opts["data_file"] = demo_file()
     opts["out"] = opts["out"] or str(Path("outputs/bench") / time.strftime("%Y-%m-%d_%H-%M-%S"))
     problems = []
+    from lit_nlp.bench.workloads import ARCHITECTURES, LEVERS
+
+    opts["parts"] = [p for p in str(opts["parts"]).split(",") if p]
+    problems += [f"parts: unknown part {p} (parts: {', '.join(PARTS)})" for p in opts["parts"] if p not in PARTS]
+    opts["canary_paths"] = [p for p in str(opts["canary_paths"]).split(",") if p]
+    problems += [f"canary_paths: unknown path {p} (eager, compiled)" for p in opts["canary_paths"]
+                 if p not in ("eager", "compiled")]
+    opts["levers"] = [lever for lever in str(opts["levers"]).split(",") if lever]
+    problems += [f"levers: unknown lever {lever} (levers: {', '.join(LEVERS)})" for lever in opts["levers"]
+                 if lever not in LEVERS]
+    problems += [f"archs: unknown architecture {a} (archs: {', '.join(ARCHITECTURES)})"
+                 for a in str(opts["archs"]).split(",") if a and a not in ARCHITECTURES]
     if opts["device"] == "cuda" and not torch.cuda.is_available():
         problems.append("device=cuda but no CUDA device is visible")
     if "warmup" in opts and (opts["warmup"] < 1 or opts["steps"] < 1):
@@ -121,8 +157,8 @@ def finish(opts: dict) -> dict:
 
 
 def is_end_to_end(opts: dict) -> bool:
-    """suite=sst2: the end-to-end comparison only (no step timings)."""
-    return "e2e_model" in opts
+    """Does this run compare whole runs end to end (suite=sst2, suite=gpu_check)?"""
+    return "e2e" in opts["parts"]
 
 
 def _e2e_problems(opts: dict) -> list[str]:
@@ -130,7 +166,10 @@ def _e2e_problems(opts: dict) -> list[str]:
 
     opts["conf_dir"] = opts["conf_dir"] or str(conf_dir())
     problems = ["suite=sst2 runs only the end-to-end comparison; drop archs=/data_file= or use suite=tiny|cpu|gpu"
-                ] if opts["archs"] or opts["data_file"] else []
+                ] if opts["suite"] == "sst2" and (opts["archs"] or opts["data_file"]) else []
+    opts["hf_sides"] = [s for s in str(opts["hf_sides"]).split(",") if s]
+    problems += [f"hf_sides: unknown side {s} (sides: {', '.join(HF_SIDES)})" for s in opts["hf_sides"]
+                 if s not in HF_SIDES]
     for key in ("train_file", "dev_file"):
         if not Path(opts[key]).is_file():
             problems.append(f"{key}={opts[key]} not found; pass {key}=<path> (SST-2's train.tsv/dev.tsv)")

@@ -14,11 +14,11 @@ from lit_nlp.data.io import read_table
 from lit_nlp.predict import Predictor
 
 
-def timed_setup(opts: dict, cache_dir: str) -> tuple[ClassificationDataModule, float]:
+def timed_setup(opts: dict, cache_dir: str, static_shapes: bool = False) -> tuple[ClassificationDataModule, float]:
     """A fresh data module's prepare_data + setup, timed: the first call in an empty cache dir
     reads, cleans, splits, tokenizes and writes; a second one with the same settings loads."""
     start = time.perf_counter()
-    datamodule = real_data_module(opts, cache_dir)
+    datamodule = real_data_module(opts, cache_dir, static_shapes)
     datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule, time.perf_counter() - start

@@ -33,7 +33,8 @@ def _finish(meter: StepMeter, model: torch.nn.Module, opts: dict) -> dict:
 
 
 def run_ours(module: L.LightningModule, opts: dict, meter: StepMeter, loader: DataLoader | None = None,
-             datamodule: L.LightningDataModule | None = None, profiler: L.Callback | None = None) -> dict:
+             datamodule: L.LightningDataModule | None = None, profiler: L.Callback | None = None,
+             side: str = "lit_nlp") -> dict:
     """Fit `module` for warmup + steps steps on our loader (or the data module's) with the
     Lightning Trainer set as conf/trainer/default.yaml sets it where speed is concerned
     (precision, gradient clipping at 1.0) and the per-step callbacks of conf/callbacks/default.yaml
@@ -55,7 +56,10 @@ def run_ours(module: L.LightningModule, opts: dict, meter: StepMeter, loader: Da
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "no val dataloader", "few workers": chosen here
         trainer.fit(module, train_dataloaders=loader, datamodule=datamodule)
-    return {"side": "lit_nlp", **_finish(meter, module.model, opts)}
+    compiled = getattr(module, "_compiled", None)
+    return {"side": side, "compile": compiled.options if compiled else None,
+            "cuda_graphs": bool(compiled and compiled.cuda_graphs),
+            "eager_shapes": len(compiled.eager_shapes) if compiled else 0, **_finish(meter, module.model, opts)}
 
 
 def run_hf_trainer(model: torch.nn.Module, dataset, collator, opts: dict, meter: StepMeter, side: str,
@@ -73,7 +77,7 @@ def run_hf_trainer(model: torch.nn.Module, dataset, collator, opts: dict, meter:
         warmup_steps=max(1, total // 10), max_grad_norm=1.0, seed=0,
         bf16=opts["precision"].startswith("bf16"), fp16=opts["precision"].startswith("16"),
         use_cpu=opts["device"] == "cpu", train_sampling_strategy="group_by_length" if group_by_length else "random",
-        torch_compile=bool(opts["compile"]),
+        torch_compile=bool(opts["hf_compile"]),
         dataloader_num_workers=opts["num_workers"], dataloader_pin_memory=opts["pin_memory"],
         save_strategy="no", eval_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True,
     )

@@ -41,19 +41,44 @@ TARGET_LENGTH = 32
 PAD, EOS = 0, 1
 OPTIMIZER = {"_target_": "torch.optim.AdamW", "lr": 5e-5, "weight_decay": 0.01}
 SCHEDULER = {"name": "linear", "warmup_ratio": 0.1}
+# Our side's configurations, one row each (the README's lever table), from the plain path to the
+# fast path: `eager_foreach`, eager PyTorch with the multi-tensor AdamW (what the issue timed once
+# the fused-AdamW crash was patched); `eager`, with the fused AdamW (the default optimizer);
+# `compiled`, torch.compile in inductor's default mode (fused kernels, no graphs); `graphs`,
+# what model.compile=true runs on a GPU: mode reduce-overhead (the compiled step replayed as CUDA
+# graphs) with static shapes (bucket lengths, full batches). Off CUDA `graphs` compiles without
+# graphs (there is nothing to replay), so its row measures compile + static shapes only.
+LEVERS = {
+    "eager_foreach": {"compile": None, "foreach": True, "static_shapes": False},
+    "eager": {"compile": None, "foreach": False, "static_shapes": False},
+    "compiled": {"compile": {"mode": "default"}, "foreach": False, "static_shapes": False},
+    "graphs": {"compile": {"mode": "reduce-overhead"}, "foreach": False, "static_shapes": True},
+}
+
+
+def lever_compile(lever: str, backend: str = "inductor") -> dict | None:
+    """The `compile` setting of a lever; another backend (aot_eager: the tests) has no modes."""
+    options = LEVERS[lever]["compile"]
+    if options is None or backend == "inductor":
+        return options
+    return {"backend": backend}
+
+
+def lever_optimizer(lever: str) -> dict:
+    return {**OPTIMIZER, "foreach": True} if LEVERS[lever]["foreach"] else dict(OPTIMIZER)
 
 
 def is_seq2seq(arch: str) -> bool:
     return ARCHITECTURES[arch]["model_type"] == "t5"
 
 
-def build_module(arch: str, compile: bool = False, seed: int = 0):
+def build_module(arch: str, compile: dict | bool | None = None, seed: int = 0, optimizer: dict | None = None):
     """Our LightningModule for `arch`, random init (seeded: both sides get the same weights)."""
     config = dict(ARCHITECTURES[arch])
     vocab_size = config.pop("vocab_size")
     torch.manual_seed(seed)
-    common = dict(backbone={"config": config}, optimizer=OPTIMIZER, scheduler=SCHEDULER, vocab_size=vocab_size,
-                  pad_token_id=PAD, compile=compile)
+    common = dict(backbone={"config": config}, optimizer=optimizer or OPTIMIZER, scheduler=SCHEDULER,
+                  vocab_size=vocab_size, pad_token_id=PAD, compile=compile)
     if is_seq2seq(arch):
         # nothing is decoded (no validation runs), but the module insists on a tokenizer
         return Seq2SeqModule(generation={}, task="qa", eos_token_id=EOS, tokenizer=SimpleNamespace(), **common)
@@ -74,9 +99,10 @@ def synthetic_rows(arch: str, seq_len: int, n: int, seed: int = 0) -> datasets.D
     return datasets.Dataset.from_dict(rows)
 
 
-def real_data_module(opts: dict, cache_dir: str) -> ClassificationDataModule:
+def real_data_module(opts: dict, cache_dir: str, static_shapes: bool = False) -> ClassificationDataModule:
     """Our classification data module on the real file (SST-2 by default), as train.py builds
-    it: cleaning, splits, tokenizing, cache, length-grouped dynamic padding."""
+    it: cleaning, splits, tokenizing, cache, length-grouped dynamic padding (or static shapes;
+    they only change collation, so both read the same cache)."""
     if opts["real_model"] == "minilm":
         from lit_nlp.resolvers import minilm_dir
 
@@ -87,10 +113,12 @@ def real_data_module(opts: dict, cache_dir: str) -> ClassificationDataModule:
         train_file=opts["data_file"], format=opts["data_format"], text_column=opts["text_column"],
         label_column=opts["label_column"], max_length=opts["max_length"], batch_size=opts["batch_size"],
         val_ratio=0.01, test_ratio=0.01, num_workers=opts["num_workers"], pin_memory=opts["pin_memory"],
-        pad_to_multiple_of=opts["pad_to_multiple_of"], cache_dir=cache_dir, tokenizer=tokenizer)
+        pad_to_multiple_of=opts["pad_to_multiple_of"], static_shapes=static_shapes, cache_dir=cache_dir,
+        tokenizer=tokenizer)
 
 
-def real_module(opts: dict, datamodule: ClassificationDataModule, seed: int = 0) -> ClassificationModule:
+def real_module(opts: dict, datamodule: ClassificationDataModule, seed: int = 0, compile: dict | None = None,
+                optimizer: dict | None = None) -> ClassificationModule:
     if opts["real_model"] == "minilm":
         from lit_nlp.resolvers import minilm_dir
 
@@ -100,5 +128,5 @@ def real_module(opts: dict, datamodule: ClassificationDataModule, seed: int = 0)
         config.pop("vocab_size")
         backbone = {"config": {**config, "max_position_embeddings": opts["max_length"]}}
     torch.manual_seed(seed)
-    return ClassificationModule(backbone=backbone, optimizer=OPTIMIZER, scheduler=SCHEDULER,
-                                compile=opts["compile"], **datamodule.model_facts())
+    return ClassificationModule(backbone=backbone, optimizer=optimizer or OPTIMIZER, scheduler=SCHEDULER,
+                                compile=compile, **datamodule.model_facts())

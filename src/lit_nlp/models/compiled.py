@@ -125,4 +125,12 @@ def compile_for(module, compile: bool | dict | None) -> CompiledModel | None:
         return None
     log.info("model.compile: %s on %s%s", options or "inductor defaults", device_type,
              " with CUDA graphs" if uses_cuda_graphs(options, device_type) else "")
+    # Dynamo keeps compiled code per code object, and Hugging Face models run through shared
+    # wrapper code (their forward decorators): the graphs of a model compiled earlier in this
+    # process (the previous job of a sweep, benchmark lever or canary) count against the
+    # recompile limit (8) there, and past it a new model silently runs eagerly (seen: T5 after
+    # two BERTs compiled nothing). A new model starts from a clean cache.
+    import torch._dynamo
+
+    torch._dynamo.reset()
     return CompiledModel(module.model, options, device_type)
