@@ -11,8 +11,10 @@ log = logging.getLogger(__name__)
 PLOTS = ("learning_curves.png", "confusion_matrix.png")
 
 
-def summary_rows(run_dir: Path, metrics: dict, monitor: str, best_path: str | None) -> list[tuple[str, str]]:
-    """What a user looks for when a run ends, as (name, value) rows."""
+def summary_rows(run_dir: Path, metrics: dict, monitor: str, best_path: str | None,
+                 viewers: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+    """What a user looks for when a run ends, as (name, value) rows; `viewers`: the command that
+    shows each logger's record of the run (lit_nlp.tracking.viewer_rows)."""
     run_dir = Path(run_dir)
 
     def short(path) -> str:  # paths inside the run dir are shown relative to it
@@ -32,19 +34,20 @@ def summary_rows(run_dir: Path, metrics: dict, monitor: str, best_path: str | No
     plots = [name for name in PLOTS if (run_dir / name).is_file()]
     if plots:
         rows.append(("plots", "  ".join(plots)))
-    rows.append(("tensorboard", f"tensorboard --logdir {run_dir}"))
+    rows.extend(viewers or [])
     rows.append(("predict", f"python predict.py model_path={run_dir} text=\"...\""))
     return rows
 
 
-def print_summary(run_dir: Path, metrics: dict, monitor: str, best_path: str | None) -> None:
+def print_summary(run_dir: Path, metrics: dict, monitor: str, best_path: str | None,
+                  viewers: list[tuple[str, str]] | None = None) -> None:
     """One screen at the end of a run: a rich panel on the terminal and the same rows as plain
     text in the log file (train.log)."""
     from rich.console import Console
     from rich.panel import Panel
     from rich.table import Table
 
-    rows = summary_rows(run_dir, metrics, monitor, best_path)
+    rows = summary_rows(run_dir, metrics, monitor, best_path, viewers)
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column(overflow="fold")

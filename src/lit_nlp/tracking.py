@@ -23,6 +23,8 @@ OPTIONAL_LOGGERS = {"MLFlowLogger": ("mlflow", "mlflow"), "WandbLogger": ("wandb
 NOT_HPARAMS = ("logger", "paths", "hparams_search", "hydra", "resume", "resume_sweep")
 # what MLflow keeps of a run besides its params and metrics (the export is added when there)
 ARTIFACTS = (SAVED_CONFIG, METRICS_FILE, "learning_curves.png", "confusion_matrix.png", "confusion_matrix.json")
+# in the run dir: the MLflow run that `resume=<run dir>` continues
+MLFLOW_RUN_FILE = "mlflow_run_id.txt"
 
 
 def build_loggers(cfg: DictConfig) -> list:
@@ -35,11 +37,18 @@ def build_loggers(cfg: DictConfig) -> list:
         if module and importlib.util.find_spec(module) is None:
             problems.append(f"logger {name} needs the {module} package: pip install -e '.[{extra}]'")
     raise_if_any(problems)
+    loggers = []
     for node in nodes.values():
-        uri = str(node.get("tracking_uri") or "")
-        if uri.startswith("sqlite:///"):  # SQLite creates the file, not its folder
-            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return [instantiate(node) for node in nodes.values()]
+        extra = {}
+        if str(node.get("_target_", "")).endswith("MLFlowLogger"):
+            uri = str(node.get("tracking_uri") or "")
+            if uri.startswith("sqlite:///"):  # SQLite creates the file, not its folder
+                Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            saved = Path(cfg.paths.output_dir) / MLFLOW_RUN_FILE
+            if cfg.get("resume") and saved.is_file():  # continue the run's MLflow run, not a new one
+                extra["run_id"] = saved.read_text().strip()
+        loggers.append(instantiate(node, **extra))
+    return loggers
 
 
 def _overridden_keys() -> dict[str, str]:
@@ -85,8 +94,14 @@ def log_hparams(loggers: list, cfg: DictConfig) -> None:
     with them and gets both in `log_run_end`."""
     from lightning.pytorch.loggers import TensorBoardLogger
 
+    from lightning.pytorch.loggers import MLFlowLogger
+
     params = hparams(cfg)
     for logger in loggers:
+        if isinstance(logger, MLFlowLogger):
+            (Path(cfg.paths.output_dir) / MLFLOW_RUN_FILE).write_text(logger.run_id + "\n")
+            if cfg.get("resume"):
+                continue  # MLflow refuses to log a param again with another value (resume: max_epochs)
         if not isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(params)
 
@@ -128,3 +143,21 @@ def _mlflow_artifacts(logger, run_dir: Path) -> None:
     if (run_dir / "export").is_dir():
         client.log_artifacts(run_id, str(run_dir / "export"), artifact_path="export")
     log.debug("logged the artifacts of %s to MLflow run %s", run_dir, run_id)
+
+
+def viewer_rows(loggers: list, run_dir: Path) -> list[tuple[str, str]]:
+    """For the final panel: the command that shows each logger's record of this run."""
+    from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
+
+    rows = []
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            rows.append(("tensorboard", f"tensorboard --logdir {run_dir}"))
+        elif isinstance(logger, MLFlowLogger):
+            uri = logger._tracking_uri or ""  # Lightning keeps no public copy of it
+            command = f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite:") else f"open {uri}"
+            rows.append(("mlflow", f"{command}  (run {logger.run_id})"))
+        elif isinstance(logger, WandbLogger):
+            run = logger.experiment  # run.dir is <save_dir>/wandb/<offline-run-...>/files
+            rows.append(("wandb", f"wandb sync {Path(run.dir).parent}" if run.offline else str(run.url)))
+    return rows

@@ -17,7 +17,7 @@ from lit_nlp.final_panel import print_summary
 from lit_nlp.models.backbones import count_parameters
 from lit_nlp.plots import write_run_plots
 from lit_nlp.run_dir import claim_run_dir, write_metrics
-from lit_nlp.tracking import build_loggers, log_hparams, log_run_end
+from lit_nlp.tracking import build_loggers, log_hparams, log_run_end, viewer_rows
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def train(cfg: DictConfig) -> float:
             logger.save()  # the plots read the TensorBoard events (or csv/metrics.csv)
         write_run_plots(run_dir, monitor)
         log_run_end(trainer.loggers, cfg, metrics, trainer.global_step, run_dir)
-        print_summary(run_dir, metrics, monitor, best_path)
+        print_summary(run_dir, metrics, monitor, best_path, viewer_rows(trainer.loggers, run_dir))
     return metrics[f"{monitor}_best"]
 
 

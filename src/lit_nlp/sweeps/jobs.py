@@ -32,6 +32,7 @@ from lit_nlp.run_dir import METRICS_FILE, RESUME_OVERRIDABLE, SAVED_CONFIG, flat
 log = logging.getLogger(__name__)
 
 FAILED_FILE = "failed.json"
+PRUNED_FILE = "pruned.json"  # an Optuna trial that the pruner stopped (lit_nlp.callbacks.OptunaPruning)
 # a finished job counts as the same job when only where and how it ran differ (not how long)
 RERUN_IGNORED = tuple(k for k in RESUME_OVERRIDABLE if not k.startswith("trainer.max_"))
 
@@ -63,6 +64,10 @@ def sweep_job(task: Callable[[DictConfig], float | None]) -> Callable[[DictConfi
         try:
             objective = task(cfg)
         except Exception as err:  # noqa: BLE001  (any failure of one job must not end the sweep)
+            if type(err).__name__ == "TrialPruned":  # optuna's, raised by the pruning callback
+                log.info("job %s pruned: %s", job_dir.name, err)
+                _write_json(job_dir / PRUNED_FILE, {"reason": str(err)})
+                return None
             line = error_line(err)
             # a user error is its message; anything else keeps its traceback in the job's log
             log.error("job %s failed: %s", job_dir.name, line, exc_info=not isinstance(err, LitNlpError))
@@ -110,7 +115,7 @@ def _prepare_job_dir(cfg: DictConfig, job_dir: Path) -> float | None:
     """None: train this job (fresh, or continuing via cfg.resume). A number: the stored
     objective of a finished job that `resume_sweep` skips."""
     saved_path, last = job_dir / SAVED_CONFIG, job_dir / "checkpoints" / "last.ckpt"
-    failed = (job_dir / FAILED_FILE).exists()
+    failed = (job_dir / FAILED_FILE).exists() or (job_dir / PRUNED_FILE).exists()
     if not (saved_path.exists() or last.exists() or failed or (job_dir / METRICS_FILE).exists()):
         return None
     if not cfg.get("resume_sweep"):

@@ -5,15 +5,15 @@ rebuilt from the job dirs after every job by the `SweepSummary` Hydra callback
 Columns of summary.csv, in order:
 
     job            the job's dir name
-    status         ok (metrics.json written), failed (failed.json written), unfinished (neither:
-                   still running, or killed)
+    status         ok (metrics.json written), failed (failed.json written), pruned (pruned.json:
+                   an Optuna trial its pruner stopped), unfinished (none: still running, or killed)
     objective      the best value of the monitored metric, what train() returned to the sweeper
     <key>          one column per swept override key, named by the key (`model.optimizer.lr`,
                    `data.fold`), holding the job's value as written on the command line
     <monitor>_best, test/<metric>
                    the main metrics from the job's metrics.json (per-class `test/f1/<label>`
                    and the data counts stay in metrics.json)
-    error          the failed job's error, one line
+    error          the failed job's error, one line (a pruned job: why it was pruned)
     best           True on the row with the best objective
 
 Rows are sorted by objective in the `monitor_mode` direction (best first); failed and
@@ -40,7 +40,7 @@ from omegaconf import OmegaConf
 
 from lit_nlp.errors import LitNlpError
 from lit_nlp.run_dir import METRICS_FILE, SAVED_CONFIG
-from lit_nlp.sweeps.jobs import FAILED_FILE, objective_of
+from lit_nlp.sweeps.jobs import FAILED_FILE, PRUNED_FILE, objective_of
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class SweepSummary(Callback):
             return
         path = write_summary(sweep_dir)
         jobs = _read_jobs(sweep_dir)
-        failed = [j for j in jobs if j["status"] != "ok"]
+        failed = [j for j in jobs if j["status"] not in ("ok", "pruned")]
         if failed:
             log.warning("%d of %d jobs failed or did not finish: %s; see %s", len(failed), len(jobs),
                         ", ".join(j["job"] for j in failed), path.with_suffix(".md"))
@@ -110,20 +110,21 @@ def _read_jobs(sweep_dir: Path) -> list[dict]:
         saved = OmegaConf.to_container(OmegaConf.load(cfg_path), resolve=False) if cfg_path.is_file() else {}
         metrics = json.loads((job_dir / METRICS_FILE).read_text()) if (job_dir / METRICS_FILE).is_file() else {}
         failed = json.loads((job_dir / FAILED_FILE).read_text()) if (job_dir / FAILED_FILE).is_file() else None
+        pruned = json.loads((job_dir / PRUNED_FILE).read_text()) if (job_dir / PRUNED_FILE).is_file() else None
         monitor = saved.get("monitor")
         if not monitor:
             best = [k for k in metrics if k.endswith("_best")]
             monitor = best[0][: -len("_best")] if len(best) == 1 else None
         jobs.append({
             "job": job_dir.name,
-            "status": "failed" if failed else "ok" if metrics else "unfinished",
-            "objective": None if failed else objective_of(metrics, monitor),
+            "status": "failed" if failed else "pruned" if pruned else "ok" if metrics else "unfinished",
+            "objective": None if failed or pruned else objective_of(metrics, monitor),
             "monitor": monitor,
             "mode": saved.get("monitor_mode", "max"),
             "overrides": _job_overrides(job_dir),
             "metrics": {k: v for k, v in metrics.items()
                         if (k.startswith("test/") and k.count("/") == 1) or k.endswith("_best")},
-            "error": failed["error"] if failed else "",
+            "error": failed["error"] if failed else pruned["reason"] if pruned else "",
             "hydra": _hydra_node(job_dir),
         })
     return jobs
