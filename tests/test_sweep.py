@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
-import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -15,29 +13,11 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import ROOT, synthetic_rows, write_table
+from conftest import ROOT, run_cli, synthetic_rows, write_table
 
 # 120 rows, 1 epoch of 6 batches: a job takes about a second once the process is up
 TINY = ["model=bert_tiny", "data=csv", "trainer.max_epochs=1", "data.max_length=32", "tokenizer.vocab_size=300",
         "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
-
-
-def run_cli(args: list[str]) -> None:
-    """`python train.py <args>` in this process (no interpreter start per sweep); Hydra's global
-    state and the root logger's handlers are restored afterwards."""
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-
-    argv, root_handlers = sys.argv, logging.getLogger().handlers[:]
-    sys.argv = ["train.py", *args]
-    try:
-        # as __main__, so Hydra finds conf/ next to train.py as it does for the real command
-        runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
-    finally:
-        sys.argv = argv
-        GlobalHydra.instance().clear()
-        HydraConfig.instance().cfg = None
-        logging.getLogger().handlers[:] = root_handlers  # Hydra's job logging replaced pytest's
 
 
 def sweep_args(data: Path, sweep_dir: Path, cache: Path, *overrides: str) -> list[str]:

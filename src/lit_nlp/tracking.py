@@ -109,7 +109,7 @@ def log_hparams(loggers: list, cfg: DictConfig) -> None:
 def log_run_end(loggers: list, cfg: DictConfig, metrics: dict, step: int, run_dir: Path) -> None:
     """The final metrics (best validation value, test metrics, data counts, throughput) to every
     logger; TensorBoard's HParams tab with them; MLflow's artifacts."""
-    from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger
+    from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
 
     numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
     for logger in loggers:
@@ -120,6 +120,9 @@ def log_run_end(loggers: list, cfg: DictConfig, metrics: dict, step: int, run_di
         if isinstance(logger, MLFlowLogger):
             _mlflow_artifacts(logger, Path(run_dir))
         logger.save()
+        if isinstance(logger, WandbLogger):
+            # end the W&B run now: the next job of a sweep would otherwise log into this one
+            logger.experiment.finish()
 
 
 def _tensorboard_hparams(logger, params: dict, numeric: dict, step: int) -> None:

@@ -69,8 +69,9 @@ def train(cfg: DictConfig) -> float:
         for logger in trainer.loggers:
             logger.save()  # the plots read the TensorBoard events (or csv/metrics.csv)
         write_run_plots(run_dir, monitor)
+        viewers = viewer_rows(trainer.loggers, run_dir)
         log_run_end(trainer.loggers, cfg, metrics, trainer.global_step, run_dir)
-        print_summary(run_dir, metrics, monitor, best_path, viewer_rows(trainer.loggers, run_dir))
+        print_summary(run_dir, metrics, monitor, best_path, viewers)
     return metrics[f"{monitor}_best"]
 
 
