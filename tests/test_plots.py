@@ -64,6 +64,22 @@ def test_progress_bar_and_summary_without_a_terminal(tiny_run):
     assert "Directory watcher" not in log  # tensorboard's reader stays quiet
 
 
+def test_quiet_console_and_details_in_train_log(tiny_run):
+    """What train.py prints: the data summary, the bars and the panel, not library chatter
+    (60 lines before lit_nlp.console for model=bert_tiny trainer.max_epochs=1 on the demo data)."""
+    run, result = tiny_run
+    shown = result.stdout + result.stderr
+    for quiet in ("Tip:", "LeafSpec", "GPU available", "Loading weights", "Writing model shards",
+                  "Test metric", "Restoring states", "`Trainer.fit` stopped", "Seed set to"):
+        assert quiet not in shown, quiet
+    assert "data: " in shown and "run finished" in shown
+    assert len(shown.splitlines()) <= 20, shown
+    log = (run / "train.log").read_text()
+    for detail in ("][DEBUG] - GPU available", "][DEBUG] - 💡 Tip", "[py.warnings][DEBUG]",
+                   "][DEBUG] - `Trainer.fit` stopped: `max_epochs=2` reached", "][DEBUG] - test metrics: "):
+        assert detail in log, detail
+
+
 def test_cli_draws_a_run_again(tiny_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_run[0], run, ignore=shutil.ignore_patterns("checkpoints"))
@@ -81,7 +97,7 @@ def fake_sweep(tiny_run, sweep: Path) -> Path:
     """A sweep root as lit_nlp.sweeps leaves it, copied without Hydra's .hydra/ dirs: job dirs
     0 and 1 finished, 2 failed, summary.csv."""
     for job in ("0", "1"):
-        shutil.copytree(tiny_run[0], sweep / job, ignore=shutil.ignore_patterns("checkpoints", "*.png"))
+        shutil.copytree(tiny_run[0], sweep / job, ignore=shutil.ignore_patterns("checkpoints", "*.png", ".hydra"))
     (sweep / "2").mkdir()
     shutil.copy(tiny_run[0] / "config.yaml", sweep / "2" / "config.yaml")
     (sweep / "summary.csv").write_text(

@@ -57,7 +57,7 @@ def _head_weights_line(record: logging.LogRecord) -> None:
     missing = MISSING_ROW.findall(message)
     if missing:
         log.info("newly initialised (not in the pretrained checkpoint, trained from scratch): %s",
-                 ", ".join(missing))
+                 ", ".join(sorted(missing)))
     else:
         log.info("the pretrained weights loaded with notes (transformers' load report is in the log file)")
 
@@ -96,6 +96,7 @@ def quiet_console() -> None:
             logger.removeHandler(handler)
         logger.propagate = True
     logging.captureWarnings(True)  # warnings become py.warnings records, in train.log too
+    logging.getLogger("lit_nlp").setLevel(logging.DEBUG)  # our own details (log.debug) reach train.log
     for handler in logging.getLogger().handlers:
         console = not isinstance(handler, logging.FileHandler)
         if not any(isinstance(f, DetailsToLogFile) for f in handler.filters):
