@@ -4,6 +4,7 @@ once, the hyperparameters they list, and a missing package named with its extra.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,12 @@ def test_wandb_offline_writes_a_run_to_sync_later(tmp_path, data, monkeypatch):
              f"paths.cache_dir={tmp_path / 'cache'}"])
     (offline,) = (run / "wandb").glob("offline-run-*")
     (records,) = offline.glob("run-*.wandb")
-    content = records.read_bytes()  # W&B's offline log: the metrics and config it will upload
+    # W&B's offline log (the metrics and config it will upload), written by its service process:
+    # train() finishes the run, and the service may still be writing on a busy machine
+    deadline = time.monotonic() + 60
+    while b"test/acc" not in records.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    content = records.read_bytes()
     for key in (b"test/acc", b"val/acc_best", b"model.optimizer.lr"):
         assert key in content, key
     assert f"wandb sync {offline}" in (run / "train.log").read_text()

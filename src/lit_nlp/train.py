@@ -64,7 +64,7 @@ def train(cfg: DictConfig) -> float:
         **count_parameters(model),
     }
     if trainer.is_global_zero:
-        log.debug("test metrics: %s", metrics)
+        log.debug("test metrics: %s", test_results)
         write_metrics(metrics, run_dir)
         for logger in trainer.loggers:
             logger.save()  # the plots read the TensorBoard events (or csv/metrics.csv)
