@@ -246,6 +246,8 @@ def test_a_killed_optuna_search_resumes_from_its_storage(tmp_path, data, monkeyp
     trials = optuna.load_study(study_name="lit_nlp", storage=storage).trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
     assert trials[1].params == killed_params  # trial 1 ran again, with its own parameters
+    # the resumed sampler is seeded anew: trial 2 does not repeat trial 0's draw
+    assert len({t.params["model.optimizer.lr"] for t in trials}) == 3
     jobs = job_dirs(sweep)
     assert [j.name.split("_")[0] for j in jobs] == ["0", "1", "2"]
     summary = pd.read_csv(sweep / "summary.csv")

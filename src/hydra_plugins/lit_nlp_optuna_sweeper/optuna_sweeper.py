@@ -107,9 +107,10 @@ class OptunaSweeper(Sweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         space, fixed = self._search_space(arguments)
-        study = optuna.create_study(study_name=self.study_name, storage=self.storage, sampler=self.sampler,
-                                    pruner=self.pruner, direction=self.direction, load_if_exists=True)
+        study = optuna.create_study(study_name=self.study_name, storage=self.storage, pruner=self.pruner,
+                                    direction=self.direction, load_if_exists=True)
         earlier = study.get_trials(deepcopy=False)
+        study.sampler = self._sampler(len(earlier))
         if earlier and not self.config.get("resume_sweep"):
             raise LitNlpError(f"{sweep_dir} holds an Optuna study with {len(earlier)} trials; resume it with "
                               "resume_sweep=true, or pick another hydra.sweep.dir")
@@ -134,6 +135,18 @@ class OptunaSweeper(Sweeper):
             self._check_failure_rate(study)
         self._write_results(study, sweep_dir)
         return returns
+
+    def _sampler(self, trials_before: int):
+        """The configured sampler (a partial, `_partial_: true`). A seeded sampler restarted on a
+        resumed study would draw the same parameters as its first trials did (its random state
+        starts over, and TPE's first 10 trials are random): it is seeded with seed + the number
+        of trials already in the study instead."""
+        import optuna
+
+        if self.sampler is None or isinstance(self.sampler, optuna.samplers.BaseSampler):
+            return self.sampler
+        seed = getattr(self.sampler, "keywords", {}).get("seed")
+        return self.sampler(seed=seed + trials_before) if seed is not None and trials_before else self.sampler()
 
     def _run(self, study, trials: list[tuple[int, dict]], fixed: list[str]) -> list:
         import optuna
