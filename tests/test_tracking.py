@@ -17,7 +17,7 @@ from lit_nlp.tracking import build_loggers, hparams
 
 TINY = ["model=bert_tiny", "data=csv", "data.max_length=32", "tokenizer.vocab_size=300", "data.batch_size=16",
         "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-        "trainer.max_epochs=2"]
+        "trainer.max_epochs=1"]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_tensorboard_and_mlflow_at_once_and_the_run_read_back(tmp_path, data, mo
         assert found[f"metrics.{key}"] == pytest.approx(metrics[key], abs=1e-6), key
     params = {c.removeprefix("params."): found[c] for c in runs.columns if c.startswith("params.")}
     assert params["model.optimizer.lr"] == "0.003" and params["seed"] == "42" and params["data.batch_size"] == "16"
-    assert params["trainer.max_epochs"] == "2" and params["model.backbone.config.hidden_size"] == "64"
+    assert params["trainer.max_epochs"] == "1" and params["model.backbone.config.hidden_size"] == "64"
     assert not [k for k in params if "_target_" in k or k.startswith(("paths.", "callbacks.", "logger."))]
     client = mlflow.MlflowClient()
     artifacts = {a.path for a in client.list_artifacts(found["run_id"])}
@@ -57,9 +57,9 @@ def test_tensorboard_and_mlflow_at_once_and_the_run_read_back(tmp_path, data, mo
     assert Path(found["artifact_uri"].removeprefix("file://")).is_relative_to(root.resolve() / "mlartifacts")
 
     # resume continues the same MLflow run, and the panel's viewer line names the store
-    run_cli([f"resume={run}", "trainer.max_epochs=3"])
+    run_cli([f"resume={run}", "trainer.max_epochs=2"])
     runs = mlflow.search_runs(experiment_names=["lit_nlp"])
-    assert len(runs) == 1 and runs.iloc[0]["metrics.epochs"] == 3
+    assert len(runs) == 1 and runs.iloc[0]["metrics.epochs"] == 2
     log = (run / "train.log").read_text()
     assert f"mlflow       mlflow ui --backend-store-uri {uri}" in log
 
@@ -80,7 +80,7 @@ def test_mlflow_store_follows_mlflow_tracking_uri(tmp_path, monkeypatch):
 def test_wandb_offline_writes_a_run_to_sync_later(tmp_path, data, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     run = tmp_path / "run"
-    run_cli([*TINY, f"data.train_file={data}", "logger=wandb", "trainer.max_epochs=1", f"hydra.run.dir={run}",
+    run_cli([*TINY, f"data.train_file={data}", "logger=wandb", f"hydra.run.dir={run}",
              f"paths.cache_dir={tmp_path / 'cache'}"])
     (offline,) = (run / "wandb").glob("offline-run-*")
     (records,) = offline.glob("run-*.wandb")
