@@ -5,16 +5,20 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from lit_nlp.console import quiet_console
 from lit_nlp.distributed import shared_run_dir_argv, sweep_job_argv
 from lit_nlp.errors import exit_on_user_error
-from lit_nlp.sweep import sweep_job
-from lit_nlp.train import resume_argv, train
+from lit_nlp.run_dir import resume_argv
+from lit_nlp.sweeps.jobs import sweep_job
+from lit_nlp.train import train
+from lit_nlp.trainer_args import trainer_argv
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @exit_on_user_error
 @sweep_job  # in a sweep (-m) a failed job is recorded and the others go on
 def main(cfg: DictConfig) -> float:
+    quiet_console()  # library details to train.log, not the terminal
     return train(cfg)
 
 
@@ -23,6 +27,7 @@ def cli() -> None:
     sys.argv = sweep_job_argv(sys.argv)  # a DDP process of a sweep job runs that job, not the sweep
     sys.argv = resume_argv(sys.argv)  # resume=<run dir> composes that run's saved config
     sys.argv = shared_run_dir_argv(sys.argv)  # every rank of a multi-process run in one run dir
+    sys.argv = trainer_argv(sys.argv)  # trainer.<any Trainer argument>=... without Hydra's "+"
     main()
 
 

@@ -3,8 +3,11 @@ random-init models, CPU, and a tmp run dir and cache; synthetic data written per
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import runpy
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -77,3 +80,22 @@ def compose_cfg(overrides: list[str], run_dir: Path, cache_dir: Path | None = No
 def tiny_overrides(train_file: Path, model: str = "bert_tiny", epochs: int = 1) -> list[str]:
     return [f"model={model}", "data=csv", f"data.train_file={train_file}", f"trainer.max_epochs={epochs}",
             "data.batch_size=16", "data.max_length=32", "tokenizer.vocab_size=300"]
+
+
+def run_cli(args: list[str]) -> None:
+    """`python train.py <args>` in this process (no interpreter start per sweep); Hydra's global
+    state and the root logger's handlers are restored afterwards."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    argv, root_handlers = sys.argv, logging.getLogger().handlers[:]
+    sys.argv = ["train.py", *args]
+    try:
+        # as __main__, so Hydra finds conf/ next to train.py as it does for the real command
+        runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
+    finally:
+        sys.argv = argv
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = None
+        logging.getLogger().handlers[:] = root_handlers  # Hydra's job logging replaced pytest's
+        logging.captureWarnings(False)  # lit_nlp.console turned it on for train.log

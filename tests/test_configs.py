@@ -256,7 +256,8 @@ def test_monitor_interpolates(tmp_path):
 def test_callbacks_options(tmp_path):
     default = compose_cfg(["callbacks=default"], tmp_path / "run").callbacks
     assert set(default) == {"model_checkpoint", "epoch_seed", "throughput", "confusion_matrix", "export",
-                            "generation_samples", "nan_guard", "matmul_precision", "progress_bar"}
+                            "generation_samples", "nan_guard", "matmul_precision", "progress_bar", "model_summary",
+                            "validate_at_max_steps"}
     assert default.progress_bar.metrics_every_n_steps == compose_cfg([], tmp_path / "run").trainer.log_every_n_steps
     assert default.model_checkpoint.dirpath == str(tmp_path / "run" / "checkpoints")
     assert default.export.directory == str(tmp_path / "run" / "export")

@@ -198,15 +198,15 @@ def test_srun_without_a_named_run_dir_is_refused(no_launcher):
 
 def test_other_ranks_leave_the_run_dir_to_rank_zero(no_launcher, tmp_path, synthetic_csv):
     """A rank other than 0 neither refuses an existing run dir nor writes config.yaml."""
-    from lit_nlp.train import _claim_run_dir
+    from lit_nlp.run_dir import claim_run_dir
 
     run = tmp_path / "run"
     cfg = compose_cfg(tiny_overrides(synthetic_csv), run)
-    assert _claim_run_dir(cfg, run) is None
+    assert claim_run_dir(cfg, run) is None
     assert (run / "config.yaml").is_file()  # rank 0 claimed it
     no_launcher.setenv("LOCAL_RANK", "1")
     (run / "config.yaml").write_text("written by rank 0\n")
-    assert _claim_run_dir(cfg, run) is None
+    assert claim_run_dir(cfg, run) is None
     assert (run / "config.yaml").read_text() == "written by rank 0\n"
 
 

@@ -42,3 +42,19 @@ def test_configs_resolve_per_accelerator(monkeypatch, tmp_path, synthetic_csv):
     assert gpu.trainer.precision == "bf16-mixed" and gpu.data.pin_memory is True and gpu.data.num_workers >= 0
     cpu = compose_cfg(["data=csv", f"data.train_file={synthetic_csv}"], tmp_path / "b")  # compose_cfg: cpu
     assert cpu.trainer.precision == "32-true" and cpu.data.pin_memory is False and cpu.data.num_workers == 0
+
+
+def test_job_dirname_drops_hydras_add_prefixes():
+    from lit_nlp.resolvers import job_dirname
+
+    # trainer.max_steps=30 reaches Hydra as ++trainer.max_steps=30 (lit_nlp.trainer_args)
+    assert job_dirname("++trainer.max_steps=30,+a=1,model.optimizer.lr=1e-05") == \
+        "trainer.max_steps=30,a=1,model.optimizer.lr=1e-05"
+    assert job_dirname("monitor=val/f1") == "monitor=val_f1"
+
+
+def test_relative_to_names_a_run_under_the_output_root(tmp_path):
+    from lit_nlp.resolvers import relative_to
+
+    assert relative_to(str(tmp_path / "out" / "runs" / "x"), str(tmp_path / "out")) == "runs/x"
+    assert relative_to("/elsewhere/run", str(tmp_path / "out")) == "/elsewhere/run"

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
-import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -15,29 +13,11 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import ROOT, synthetic_rows, write_table
+from conftest import ROOT, run_cli, synthetic_rows, write_table
 
 # 120 rows, 1 epoch of 6 batches: a job takes about a second once the process is up
 TINY = ["model=bert_tiny", "data=csv", "trainer.max_epochs=1", "data.max_length=32", "tokenizer.vocab_size=300",
         "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
-
-
-def run_cli(args: list[str]) -> None:
-    """`python train.py <args>` in this process (no interpreter start per sweep); Hydra's global
-    state and the root logger's handlers are restored afterwards."""
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-
-    argv, root_handlers = sys.argv, logging.getLogger().handlers[:]
-    sys.argv = ["train.py", *args]
-    try:
-        # as __main__, so Hydra finds conf/ next to train.py as it does for the real command
-        runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
-    finally:
-        sys.argv = argv
-        GlobalHydra.instance().clear()
-        HydraConfig.instance().cfg = None
-        logging.getLogger().handlers[:] = root_handlers  # Hydra's job logging replaced pytest's
 
 
 def sweep_args(data: Path, sweep_dir: Path, cache: Path, *overrides: str) -> list[str]:
@@ -205,7 +185,20 @@ def test_optuna_three_trials(tmp_path, data, monkeypatch):
     results = OmegaConf.load(sweep / "optimization_results.yaml")
     assert results.best_value == pytest.approx(summary["objective"].max())
 
-    # resumed, the seeded sampler fed the stored objectives asks for the same trials again
+    # the study is in the sweep dir (what optuna-dashboard opens), Optuna 4 or newer
+    import optuna
+
+    assert int(optuna.__version__.split(".")[0]) >= 4
+    study = optuna.load_study(study_name="lit_nlp", storage=f"sqlite:///{sweep}/optuna.db")
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    for trial in trials:  # job number = trial number; each epoch's val/acc reported by OptunaPruning
+        (job,) = [j for j in jobs if j.name.startswith(f"{trial.number}_")]
+        assert trial.value == pytest.approx(metrics_of(job)["val/acc_best"])
+        assert trial.intermediate_values == {0: pytest.approx(trial.value)}
+        assert trial.params["data.batch_size"] == OmegaConf.load(job / "config.yaml").data.batch_size
+
+    # resumed from its storage: 3 of n_trials=3 are done, nothing is trained again
     def no_training(cfg):
         raise AssertionError(f"trained {cfg.paths.output_dir} again")
 
@@ -213,6 +206,83 @@ def test_optuna_three_trials(tmp_path, data, monkeypatch):
     run_cli([*args, "resume_sweep=true"])
     assert job_dirs(sweep) == jobs and not list(sweep.glob("*.failed-*"))
     assert (pd.read_csv(sweep / "summary.csv")["status"] == "ok").all()
+    assert len(optuna.load_study(study_name="lit_nlp", storage=f"sqlite:///{sweep}/optuna.db").trials) == 3
+
+
+class Killed(BaseException):
+    """Stands for the search's process dying (kill -9, a lost node): nothing catches it."""
+
+
+def test_a_killed_optuna_search_resumes_from_its_storage(tmp_path, data, monkeypatch, capsys):
+    import optuna
+    from hydra.core.hydra_config import HydraConfig
+
+    import lit_nlp.train
+
+    real_train = lit_nlp.train.train
+
+    def killed_in_trial_1(cfg):
+        if HydraConfig.get().job.num == 1:
+            raise Killed()
+        return real_train(cfg)
+
+    sweep = tmp_path / "sweep"
+    args = sweep_args(data, sweep, tmp_path / "cache", "hparams_search=optuna", "hydra.sweeper.n_trials=3")
+    monkeypatch.setattr("lit_nlp.train.train", killed_in_trial_1)
+    with pytest.raises(Killed):
+        run_cli(args)
+    storage = f"sqlite:///{sweep}/optuna.db"
+    states = [t.state for t in optuna.load_study(study_name="lit_nlp", storage=storage).trials]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING]
+    killed_params = optuna.load_study(study_name="lit_nlp", storage=storage).trials[1].params
+
+    # the same command again is refused: the study would be overwritten
+    monkeypatch.setattr("lit_nlp.train.train", real_train)
+    with pytest.raises(SystemExit):
+        run_cli(args)
+    assert "holds an Optuna study with 2 trials; resume it with resume_sweep=true" in capsys.readouterr().err
+
+    run_cli([*args, "resume_sweep=true"])
+    trials = optuna.load_study(study_name="lit_nlp", storage=storage).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert trials[1].params == killed_params  # trial 1 ran again, with its own parameters
+    # the resumed sampler is seeded anew: trial 2 does not repeat trial 0's draw
+    assert len({t.params["model.optimizer.lr"] for t in trials}) == 3
+    jobs = job_dirs(sweep)
+    assert [j.name.split("_")[0] for j in jobs] == ["0", "1", "2"]
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert (summary["status"] == "ok").all() and len(summary) == 3
+
+
+def test_optuna_pruning_stops_trials_and_records_them(tmp_path, data):
+    import optuna
+
+    sweep = tmp_path / "sweep"
+    # ThresholdPruner(lower=1.1): no accuracy reaches 1.1, so the trial is pruned at epoch 0
+    run_cli(sweep_args(data, sweep, tmp_path / "cache", "hparams_search=optuna", "hydra.sweeper.n_trials=1",
+                       "trainer.max_epochs=3", "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:1.1}"))
+    trials = optuna.load_study(study_name="lit_nlp", storage=f"sqlite:///{sweep}/optuna.db").trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.PRUNED]
+    assert all(list(t.intermediate_values) == [0] for t in trials)
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert list(summary["status"]) == ["pruned"]
+    assert summary["error"].str.startswith("pruned at epoch 0 with val/acc=").all()
+    for job in job_dirs(sweep):
+        assert (job / "pruned.json").is_file() and not (job / "metrics.json").exists()
+        assert not list((job / "checkpoints").glob("*epoch01*"))  # stopped after the first epoch
+    assert not (sweep / "optimization_results.yaml").exists()  # no trial finished
+
+
+def test_median_pruner_option_composes():
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONF_DIR
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["hparams_search=optuna", "hydra/sweeper/pruner=median"],
+                      return_hydra_config=True)
+    assert cfg.hydra.sweeper.pruner._target_ == "optuna.pruners.MedianPruner"
+    assert cfg.callbacks.optuna_pruning._target_ == "lit_nlp.callbacks.OptunaPruning"
 
 
 def test_optuna_goes_on_after_a_failed_trial(tmp_path, data, monkeypatch):

@@ -18,7 +18,8 @@ from omegaconf import OmegaConf
 
 from conftest import ROOT, compose_cfg, synthetic_rows, tiny_overrides, write_table
 from lit_nlp.errors import LitNlpError
-from lit_nlp.train import resume_argv, train
+from lit_nlp.run_dir import resume_argv
+from lit_nlp.train import train
 
 
 def metrics_of(run_dir: Path) -> dict:

@@ -2,13 +2,16 @@
 hard-code a site-packages path (${lit_nlp.minilm_dir:}, ${lit_nlp.demo_file:}), defaults
 that depend on the machine a run starts on (${lit_nlp.default_precision:<accelerator>},
 ${lit_nlp.on_cuda:<accelerator>}, ${lit_nlp.default_num_workers:<accelerator>},
-${lit_nlp.static_shapes:<model.compile>,<accelerator>}), and the two
-sweep facts derived from other keys (${lit_nlp.job_dirname:...}, ${lit_nlp.optuna_direction:...})."""
+${lit_nlp.static_shapes:<model.compile>,<accelerator>}), the sweep
+facts derived from other keys (${lit_nlp.job_dirname:...}, ${lit_nlp.optuna_direction:...},
+${lit_nlp.abspath:...}), and where logger=mlflow and logger=wandb put a run
+(${lit_nlp.relative_to:...}, ${lit_nlp.mlflow_tracking_uri:...}, ${lit_nlp.mlflow_artifact_location:...})."""
 
 from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
@@ -66,8 +69,11 @@ def static_shapes(compile=False, accelerator: str = "auto") -> bool:
 
 def job_dirname(override_dirname: str) -> str:
     """A sweep job's overrides as one folder name: `monitor=val/f1` would nest folders, so
-    path separators become `_`, and the name is cut to MAX_JOB_DIRNAME characters."""
-    return re.sub(r"[/\\]", "_", override_dirname)[:MAX_JOB_DIRNAME]
+    path separators become `_`; Hydra's add prefixes go (`++trainer.max_steps=30`, written so
+    by lit_nlp.trainer_args, names the dir `trainer.max_steps=30`); the name is cut to
+    MAX_JOB_DIRNAME characters."""
+    name = re.sub(r"(^|,)\+{1,2}", r"\1", override_dirname)
+    return re.sub(r"[/\\]", "_", name)[:MAX_JOB_DIRNAME]
 
 
 def optuna_direction(monitor_mode: str) -> str:
@@ -80,9 +86,32 @@ def optuna_direction(monitor_mode: str) -> str:
     return directions[monitor_mode]
 
 
+def abspath(path: str) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def relative_to(path: str, root: str) -> str:
+    """`path` relative to `root` when inside it (a run's name under the output root), else as is."""
+    path_, root_ = Path(abspath(path)), Path(abspath(root))
+    return str(path_.relative_to(root_)) if path_.is_relative_to(root_) else str(path)
+
+
+def mlflow_tracking_uri(log_dir: str) -> str:
+    """MLFLOW_TRACKING_URI when set, else a SQLite store in the output root (MLflow 3 keeps
+    its old ./mlruns file store in maintenance mode and refuses it by default)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{abspath(log_dir)}/mlflow.db"
+
+
+def mlflow_artifact_location(log_dir: str) -> str | None:
+    """Beside the SQLite store; with MLFLOW_TRACKING_URI set, the tracking server decides."""
+    return None if os.environ.get("MLFLOW_TRACKING_URI") else f"{abspath(log_dir)}/mlartifacts"
+
+
 RESOLVERS = {"minilm_dir": minilm_dir, "demo_file": demo_file, "on_cuda": on_cuda,
              "default_precision": default_precision, "default_num_workers": default_num_workers,
              "static_shapes": static_shapes,
-             "job_dirname": job_dirname, "optuna_direction": optuna_direction}
+             "job_dirname": job_dirname, "optuna_direction": optuna_direction, "abspath": abspath,
+             "relative_to": relative_to, "mlflow_tracking_uri": mlflow_tracking_uri,
+             "mlflow_artifact_location": mlflow_artifact_location}
 for _name, _fn in RESOLVERS.items():
     OmegaConf.register_new_resolver(f"lit_nlp.{_name}", _fn, replace=True)

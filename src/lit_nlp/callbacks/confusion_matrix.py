@@ -1,5 +1,5 @@
 """Confusion matrix as an image in TensorBoard (every validation) and, on test, as a PNG in the
-run dir with its counts beside it in confusion_matrix.json (so `python -m lit_nlp.report` can
+run dir with its counts beside it in confusion_matrix.json (so `python -m lit_nlp.plots` can
 draw it again)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from lit_nlp.report import confusion_matrix_figure
+from lit_nlp.plots import confusion_matrix_figure
 
 
 class ConfusionMatrixLogger(L.Callback):

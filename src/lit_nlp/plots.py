@@ -1,8 +1,8 @@
 """Pictures of a finished run and of a sweep, drawn only from files the run or sweep already
 wrote, so they can be drawn again at any time:
 
-    python -m lit_nlp.report outputs/runs/<date>_<time>      # learning_curves.png, confusion_matrix.png
-    python -m lit_nlp.report outputs/multirun/<date>_<time>  # summary.csv/.md, sweep_objective.png, each job's PNGs
+    python -m lit_nlp.plots outputs/runs/<date>_<time>      # learning_curves.png, confusion_matrix.png
+    python -m lit_nlp.plots outputs/multirun/<date>_<time>  # summary.csv/.md, sweep_objective.png, each job's PNGs
 
 A run dir gets `learning_curves.png` (from its TensorBoard events, or `csv/metrics.csv` with
 logger=csv) and `confusion_matrix.png` (from `confusion_matrix.json`, classification only).
@@ -24,7 +24,7 @@ CONFUSION_JSON = "confusion_matrix.json"
 CONFUSION_PNG = "confusion_matrix.png"
 SWEEP_PNG = "sweep_objective.png"
 SUMMARY_CSV = "summary.csv"
-# columns of the sweep's summary.csv that are not swept hyperparameters (lit_nlp.sweep writes them)
+# columns of the sweep's summary.csv that are not swept hyperparameters (lit_nlp.sweeps.summary writes them)
 SUMMARY_FIXED = ("job", "status", "objective", "error", "best")
 
 
@@ -230,7 +230,7 @@ def plot_sweep(sweep_dir: Path) -> Path:
     summary = pd.read_csv(sweep_dir / SUMMARY_CSV)
     if "objective" not in summary.columns:
         raise LitNlpError(f"{sweep_dir / SUMMARY_CSV} has no objective column; rebuild it with "
-                          "lit_nlp.sweep.write_summary")
+                          "lit_nlp.sweeps.summary.write_summary")
     ok = summary[summary["status"].astype(str) == "ok"] if "status" in summary.columns else summary
     ok = ok[pd.to_numeric(ok["objective"], errors="coerce").notna()]
     keys = swept_keys(summary.columns) or ["job"]
@@ -269,19 +269,18 @@ def plot_sweep(sweep_dir: Path) -> Path:
     return path
 
 
-def write_sweep_report(sweep_dir: Path) -> list[Path]:
-    """Rebuild the summary (lit_nlp.sweep, where installed; else the summary.csv already there),
-    draw the sweep's objective plot and every finished job's own PNGs."""
+def write_sweep_plots(sweep_dir: Path) -> list[Path]:
+    """Rebuild the summary from the job dirs that Hydra wrote (with their .hydra/; a sweep copied
+    without them keeps the summary.csv it has), draw the sweep's objective plot and every
+    finished job's own PNGs."""
+    from lit_nlp.sweeps import summary
+
     sweep_dir = Path(sweep_dir)
     written = []
-    try:
-        from lit_nlp.sweep import write_summary
-    except ImportError:
-        write_summary = None
-    if write_summary is not None:
-        written.append(Path(write_summary(sweep_dir)))
+    if any((p / ".hydra").is_dir() for p in sweep_dir.iterdir()):
+        written.append(Path(summary.write_summary(sweep_dir)))
     elif not (sweep_dir / SUMMARY_CSV).is_file():
-        raise LitNlpError(f"{sweep_dir} has no {SUMMARY_CSV} and lit_nlp.sweep is not installed to build it")
+        raise LitNlpError(f"{sweep_dir} has no {SUMMARY_CSV} and no job dirs written by Hydra to build it from")
     written.append(plot_sweep(sweep_dir))
     for job in job_dirs(sweep_dir):
         if (job / "metrics.json").is_file():  # failed jobs have no metrics and often no curves
@@ -290,7 +289,7 @@ def write_sweep_report(sweep_dir: Path) -> list[Path]:
 
 
 # ----------------------------------------------------------------- CLI
-def report(path: str | Path) -> list[Path]:
+def draw(path: str | Path) -> list[Path]:
     """Draw what `path` allows: a run dir's PNGs, or a sweep dir's summary and PNGs."""
     path = Path(path)
     if not path.exists():
@@ -300,7 +299,7 @@ def report(path: str | Path) -> list[Path]:
     if (path / "metrics.json").is_file():
         return write_run_plots(path)
     if (path / SUMMARY_CSV).is_file() or job_dirs(path):
-        return write_sweep_report(path)
+        return write_sweep_plots(path)
     if (path / "config.yaml").is_file():
         raise LitNlpError(f"{path} holds an unfinished run (no metrics.json); finish it with "
                           f"python train.py resume={path}")
@@ -311,9 +310,9 @@ def report(path: str | Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or argv[0] in ("-h", "--help"):
-        print("usage: python -m lit_nlp.report <run dir | sweep dir>", file=sys.stderr)
+        print("usage: python -m lit_nlp.plots <run dir | sweep dir>", file=sys.stderr)
         sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
-    for written in report(argv[0]):
+    for written in draw(argv[0]):
         print(written)
 
 

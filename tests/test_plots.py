@@ -1,4 +1,4 @@
-"""Run and sweep reports: the PNGs a run writes, `python -m lit_nlp.report <dir>` drawing them
+"""Run and sweep plots: the PNGs a run writes, `python -m lit_nlp.plots <dir>` drawing them
 again, the sweep plot from summary.csv, the end-of-run summary and a quiet log without a terminal.
 One tiny run (train.py in a subprocess, as a user starts it) serves the whole module."""
 
@@ -9,13 +9,12 @@ import os
 import shutil
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, synthetic_rows, write_table
-from lit_nlp import report
+from lit_nlp import plots
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
 
@@ -50,7 +49,7 @@ def test_run_writes_learning_curves_and_confusion_matrix(tiny_run):
     counts = json.loads((run / "confusion_matrix.json").read_text())
     assert counts["labels"] == ["negative", "positive"]
     assert sum(map(sum, counts["matrix"])) == json.loads((run / "metrics.json").read_text())["data/rows/test"]
-    assert report.run_monitor(run) == "val/acc"  # config.yaml says null; metrics.json has val/acc_best
+    assert plots.run_monitor(run) == "val/acc"  # config.yaml says null; metrics.json has val/acc_best
 
 
 def test_progress_bar_and_summary_without_a_terminal(tiny_run):
@@ -65,12 +64,28 @@ def test_progress_bar_and_summary_without_a_terminal(tiny_run):
     assert "Directory watcher" not in log  # tensorboard's reader stays quiet
 
 
+def test_quiet_console_and_details_in_train_log(tiny_run):
+    """What train.py prints: the data summary, the bars and the panel, not library chatter
+    (60 lines before lit_nlp.console for model=bert_tiny trainer.max_epochs=1 on the demo data)."""
+    run, result = tiny_run
+    shown = result.stdout + result.stderr
+    for quiet in ("Tip:", "LeafSpec", "GPU available", "Loading weights", "Writing model shards",
+                  "Test metric", "Restoring states", "`Trainer.fit` stopped", "Seed set to"):
+        assert quiet not in shown, quiet
+    assert "data: " in shown and "run finished" in shown
+    assert len(shown.splitlines()) <= 20, shown
+    log = (run / "train.log").read_text()
+    for detail in ("][DEBUG] - GPU available", "][DEBUG] - 💡 Tip", "[py.warnings][DEBUG]",
+                   "][DEBUG] - `Trainer.fit` stopped: `max_epochs=2` reached", "][DEBUG] - test metrics: "):
+        assert detail in log, detail
+
+
 def test_cli_draws_a_run_again(tiny_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_run[0], run, ignore=shutil.ignore_patterns("checkpoints"))
     for name in ("learning_curves.png", "confusion_matrix.png"):
         (run / name).unlink()
-    result = subprocess.run([sys.executable, "-m", "lit_nlp.report", str(run)], cwd=ROOT, env=ENV,
+    result = subprocess.run([sys.executable, "-m", "lit_nlp.plots", str(run)], cwd=ROOT, env=ENV,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     for name in ("learning_curves.png", "confusion_matrix.png"):
@@ -79,9 +94,10 @@ def test_cli_draws_a_run_again(tiny_run, tmp_path):
 
 
 def fake_sweep(tiny_run, sweep: Path) -> Path:
-    """A sweep root as lit_nlp.sweep leaves it: job dirs 0 and 1 finished, 2 failed, summary.csv."""
+    """A sweep root as lit_nlp.sweeps leaves it, copied without Hydra's .hydra/ dirs: job dirs
+    0 and 1 finished, 2 failed, summary.csv."""
     for job in ("0", "1"):
-        shutil.copytree(tiny_run[0], sweep / job, ignore=shutil.ignore_patterns("checkpoints", "*.png"))
+        shutil.copytree(tiny_run[0], sweep / job, ignore=shutil.ignore_patterns("checkpoints", "*.png", ".hydra"))
     (sweep / "2").mkdir()
     shutil.copy(tiny_run[0] / "config.yaml", sweep / "2" / "config.yaml")
     (sweep / "summary.csv").write_text(
@@ -93,9 +109,10 @@ def fake_sweep(tiny_run, sweep: Path) -> Path:
 
 
 def test_sweep_plot_from_summary_csv(tiny_run, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "lit_nlp.sweep", None)  # as on a checkout without sweeps: read summary.csv
     sweep = fake_sweep(tiny_run, tmp_path / "sweep")
-    report.main([str(sweep)])
+    before = (sweep / "summary.csv").read_text()
+    plots.main([str(sweep)])
+    assert (sweep / "summary.csv").read_text() == before  # no .hydra/ to rebuild it from: kept
     assert_image(sweep / "sweep_objective.png")
     for job in ("0", "1"):  # each finished job's own PNGs too
         assert_image(sweep / job / "learning_curves.png")
@@ -103,16 +120,17 @@ def test_sweep_plot_from_summary_csv(tiny_run, tmp_path, monkeypatch):
     assert not (sweep / "2" / "learning_curves.png").exists()
 
 
-def test_sweep_summary_is_rebuilt_by_lit_nlp_sweep(tiny_run, tmp_path, monkeypatch):
+def test_sweep_summary_is_rebuilt_from_hydra_job_dirs(tiny_run, tmp_path, monkeypatch):
     sweep = fake_sweep(tiny_run, tmp_path / "sweep")
+    (sweep / "0" / ".hydra").mkdir()
     calls = []
 
     def write_summary(sweep_dir):
         calls.append(Path(sweep_dir))
         return Path(sweep_dir) / "summary.csv"
 
-    monkeypatch.setitem(sys.modules, "lit_nlp.sweep", types.SimpleNamespace(write_summary=write_summary))
-    written = report.report(sweep)
+    monkeypatch.setattr("lit_nlp.sweeps.summary.write_summary", write_summary)
+    written = plots.draw(sweep)
     assert calls == [sweep]
     assert sweep / "summary.csv" in written and sweep / "sweep_objective.png" in written
 
@@ -120,9 +138,9 @@ def test_sweep_summary_is_rebuilt_by_lit_nlp_sweep(tiny_run, tmp_path, monkeypat
 def test_swept_keys_and_axes():
     columns = ["job", "status", "objective", "model.optimizer.lr", "data.batch_size", "model", "test/acc",
                "val/acc_best", "epochs", "error", "best"]
-    assert report.swept_keys(columns) == ["model.optimizer.lr", "data.batch_size", "model"]
-    assert report._log_scale([1e-5, 3e-4, 1e-3])  # two decades: log axis
-    assert not report._log_scale([16, 32, 64])
+    assert plots.swept_keys(columns) == ["model.optimizer.lr", "data.batch_size", "model"]
+    assert plots._log_scale([1e-5, 3e-4, 1e-3])  # two decades: log axis
+    assert not plots._log_scale([16, 32, 64])
 
 
 def test_learning_curves_of_a_seq2seq_run_with_csv_logger(tmp_path):
@@ -134,8 +152,8 @@ def test_learning_curves_of_a_seq2seq_run_with_csv_logger(tmp_path):
     (run / "csv" / "metrics.csv").write_text(
         "epoch,step,train/loss_step,val/loss,val/rougeLsum\n"
         "0,4,2.5,,\n0,9,2.1,,\n0,9,,2.0,0.2\n1,14,1.8,,\n1,19,1.6,,\n1,19,,1.7,0.3\n")
-    assert report.run_monitor(run) == "val/rougeLsum"
-    assert report.write_run_plots(run) == [run / "learning_curves.png"]  # no confusion matrix for T5
+    assert plots.run_monitor(run) == "val/rougeLsum"
+    assert plots.write_run_plots(run) == [run / "learning_curves.png"]  # no confusion matrix for T5
     assert_image(run / "learning_curves.png")
 
 
@@ -144,7 +162,7 @@ def test_bad_path_is_one_line_error(tmp_path, kind):
     path = {"empty dir": tmp_path, "missing": tmp_path / "nope", "file": tmp_path / "f.txt"}[kind]
     if kind == "file":
         path.write_text("x")
-    result = subprocess.run([sys.executable, "-m", "lit_nlp.report", str(path)], cwd=ROOT, env=ENV,
+    result = subprocess.run([sys.executable, "-m", "lit_nlp.plots", str(path)], cwd=ROOT, env=ENV,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr

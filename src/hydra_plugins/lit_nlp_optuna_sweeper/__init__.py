@@ -1,0 +1,1 @@
+"""lit_nlp's Optuna sweeper for Hydra (hparams_search=optuna); see optuna_sweeper.py."""
