@@ -6,9 +6,10 @@ from lit_nlp.callbacks.export import HFExport
 from lit_nlp.callbacks.matmul_precision import MatmulPrecision
 from lit_nlp.callbacks.nan_guard import NaNGuard
 from lit_nlp.callbacks.progress import ProgressBar
+from lit_nlp.callbacks.qa_predictions import QAPredictions
 from lit_nlp.callbacks.samples import GenerationSamples
 from lit_nlp.callbacks.seeding import EpochSeed
 from lit_nlp.callbacks.throughput import Throughput
 
 __all__ = ["ConfusionMatrixLogger", "EpochSeed", "GenerationSamples", "HFExport", "MatmulPrecision", "NaNGuard",
-           "ProgressBar", "Throughput", "TrainBatchSizeFinder"]
+           "ProgressBar", "QAPredictions", "Throughput", "TrainBatchSizeFinder"]
