@@ -344,3 +344,22 @@ def test_cache_is_reused(tmp_path):
     assert other.cache_path != first.cache_path
     pd.testing.assert_frame_equal(first.datasets["train"].to_pandas(), second.datasets["train"].to_pandas())
     assert torch.is_tensor(next(iter(second.train_dataloader()))["input_ids"])
+
+
+def test_a_seeded_sample_of_training_questions(tmp_path):
+    train = squad_json(paragraphs(20), tmp_path / "train.json")
+    dev = squad_json(paragraphs(4, offset=40), tmp_path / "dev.json")
+    dm = data_module(tmp_path, train, validation_file=str(dev), max_train_rows=24)
+    report = dm.report()
+    assert report["data/rows_read/train"] == 60 and report["data/train_sample"] == 24
+    assert report["data/rows/train"] + report["data/rows/test"] == 24  # the test split is carved from the sample
+    assert report["data/rows/validation"] == report["data/rows_read/validation"] == 12  # evaluation files stay whole
+    again = data_module(tmp_path, train, validation_file=str(dev), max_train_rows=24, seed=1)
+    assert set(again.datasets["train"]["id"]) != set(dm.datasets["train"]["id"])
+
+
+def test_evaluation_windows_come_longest_first(tmp_path):
+    dm = data_module(tmp_path, squad_json(paragraphs(20), tmp_path / "train.json"), max_length=24, doc_stride=4)
+    for split in ("validation", "test"):
+        lengths = [len(ids) for ids in dm.datasets[split]["input_ids"]]
+        assert lengths == sorted(lengths, reverse=True) and len(set(lengths)) > 1
