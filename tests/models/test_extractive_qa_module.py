@@ -205,3 +205,23 @@ def test_minilm_span_model_builds_offline(tmp_path):
     enc = tokenizer(["who?"], ["Ann did."], return_tensors="pt")
     out = module(dict(enc))
     assert out.start_logits.shape == out.end_logits.shape == enc["input_ids"].shape
+
+
+@pytest.mark.parametrize("config", [
+    {"model_type": "distilbert", "dim": 32, "n_layers": 1, "n_heads": 2, "hidden_dim": 64},
+    {"model_type": "roberta", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+     "intermediate_size": 64, "max_position_embeddings": 40},
+], ids=["distilbert", "roberta"])
+def test_other_encoders_take_a_span_head(config):
+    """Any AutoModelForQuestionAnswering. DistilBERT's forward takes no token_type_ids (the
+    module leaves them out); RoBERTa's tokenizer makes none (a single token type)."""
+    module = ExtractiveQAModule(backbone={"config": config}, optimizer={"_target_": "torch.optim.AdamW", "lr": 1e-3},
+                                scheduler={"name": "linear"}, vocab_size=40, pad_token_id=1,
+                                finetune="freeze_embeddings")
+    batch = tiny_batch()
+    if config["model_type"] == "distilbert":
+        assert "token_type_ids" not in module._forward_keys
+    else:
+        del batch["token_type_ids"]
+    loss = module.training_step(batch, 0)
+    assert torch.isfinite(loss)
