@@ -154,6 +154,16 @@ def test_answers_do_not_depend_on_window_order_or_rank():
         assert other[qid]["score"] == pytest.approx(one[qid]["score"])
 
 
+def test_filler_rows_are_not_decoded():
+    text = "one two three"
+    real = window(text, text.split(), 3, 3)
+    filler = (torch.zeros(12), torch.zeros(12), [[-1, -1]] * 12, [False] * 12)
+    start, end = torch.stack([real[0], filler[0]]), torch.stack([real[1], filler[1]])
+    batch = {"context_mask": torch.tensor([real[3], filler[3]]), "offsets": [real[2]], "context": [text]}
+    decoded = decode_batch(start, end, batch, 30, 3, align_to_words=False)
+    assert len(decoded) == 1 and decoded[0][0][0][0] == "two"
+
+
 def test_span_loss_ignores_filler_rows():
     gen = torch.Generator().manual_seed(0)
     start, end = torch.randn(3, 10, generator=gen), torch.randn(3, 10, generator=gen)

@@ -110,11 +110,12 @@ class QuestionAnswers:
 def decode_batch(start_logits: torch.Tensor, end_logits: torch.Tensor, batch: dict, max_answer_length: int,
                  n_best: int, align_to_words: bool = True) -> list[tuple[list, float]]:
     """Each window of a collated batch (`context_mask`, `offsets`, `word_ids`, `context`) as
-    (its answers, its no-answer score), on the CPU, ready for `QuestionAnswers.add_window`."""
+    (its answers, its no-answer score), on the CPU, ready for `QuestionAnswers.add_window`.
+    Rows past the last context (filler rows that pad a batch to a fixed shape) are skipped."""
     scores, starts, ends, no_answer = window_spans(start_logits, end_logits, batch["context_mask"],
                                                    max_answer_length, spans_per_window(n_best))
     # one copy to the host per batch, not one per number
     scores, starts, ends, no_answer = (t.cpu().tolist() for t in (scores, starts, ends, no_answer))
-    word_ids = batch.get("word_ids") or [None] * len(scores)
+    word_ids = batch.get("word_ids") or [None] * len(batch["context"])
     return [(window_answers(batch["context"][i], batch["offsets"][i], word_ids[i], scores[i], starts[i], ends[i],
-                            align_to_words), no_answer[i]) for i in range(len(scores))]
+                            align_to_words), no_answer[i]) for i in range(len(batch["context"]))]
