@@ -356,6 +356,9 @@ def test_a_seeded_sample_of_training_questions(tmp_path):
     assert report["data/rows/validation"] == report["data/rows_read/validation"] == 12  # evaluation files stay whole
     again = data_module(tmp_path, train, validation_file=str(dev), max_train_rows=24, seed=1)
     assert set(again.datasets["train"]["id"]) != set(dm.datasets["train"]["id"])
+    trained = data_module(tmp_path, train, validation_file=str(dev), max_train_rows=24,
+                          tokenizer=WordPieceTokenizer(vocab_size=200))  # built from the sample
+    assert trained.report()["data/train_sample"] == 24
 
 
 def test_evaluation_windows_come_longest_first(tmp_path):

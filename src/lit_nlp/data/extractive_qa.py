@@ -378,11 +378,11 @@ class ExtractiveQADataModule(L.LightningDataModule):
         tokenizer = None if source.trained_from_data else source.build()
         frames = self._read()
         rows_read = {split: len(frame) for split, frame in frames.items()}
-        train = frames["train"]
-        if self.max_train_rows and self.max_train_rows < len(train):
+        sample = self.max_train_rows if self.max_train_rows and self.max_train_rows < rows_read["train"] else None
+        if sample:
             # a seeded sample, kept in file order (the first N questions would come from a few articles)
-            keep = np.sort(np.random.default_rng(self.seed).choice(len(train), self.max_train_rows, replace=False))
-            frames["train"] = train.iloc[keep].reset_index(drop=True)
+            keep = np.sort(np.random.default_rng(self.seed).choice(rows_read["train"], sample, replace=False))
+            frames["train"] = frames["train"].iloc[keep].reset_index(drop=True)
         frames["train"], dropped = self._drop_training_rows(frames["train"])
         for key, count in dropped.items():
             log.info("dropped %d training rows (%s)", count, key)
@@ -398,8 +398,7 @@ class ExtractiveQADataModule(L.LightningDataModule):
             # distinct gold texts, every one counting for exact match and F1
             frame["answers"] = [list(dict.fromkeys(t.strip() for t in texts)) for texts in frame["answer_texts"]]
         meta = {"rows_read": rows_read, "rows": {s: len(f) for s, f in frames.items()}, "dropped": dropped,
-                "train_sample": self.max_train_rows if self.max_train_rows and self.max_train_rows < len(train) else None,
-                "windows": {}}
+                "train_sample": sample, "windows": {}}
         write_splits(tmp, tokenizer, frames, self._encode, meta)
         # the number of windows per split is known once they are written
         import datasets
