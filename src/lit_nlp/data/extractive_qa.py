@@ -141,7 +141,8 @@ def encode_windows(tokenizer, questions: list[str], contexts: list[str], max_len
         out.update(start_positions=[], end_positions=[])
     for i, example in enumerate(examples):
         in_context = [s == 1 for s in enc.sequence_ids(i)]
-        offsets = [list(o) if inside else [OFF_CONTEXT, OFF_CONTEXT] for o, inside in zip(enc["offset_mapping"][i], in_context)]
+        offsets = [list(o) if inside else [OFF_CONTEXT, OFF_CONTEXT]
+                   for o, inside in zip(enc["offset_mapping"][i], in_context)]
         out["offsets"].append(offsets)
         out["word_ids"].append([w if inside else OFF_CONTEXT for w, inside in zip(enc.word_ids(i), in_context)])
         if answer_texts is None:
@@ -176,8 +177,8 @@ def collate_qa(features: list[dict], pad_token_id: int, pad_to_multiple_of: int 
     batch = {"input_ids": pad("input_ids", pad_token_id), "attention_mask": pad("attention_mask", 0)}
     if "token_type_ids" in features[0]:
         batch["token_type_ids"] = pad("token_type_ids", 0)
-    batch["context_mask"] = torch.tensor([[o[0] != OFF_CONTEXT for o in f["offsets"]] + [False] * (longest - len(f["offsets"]))
-                                          for f in features])
+    batch["context_mask"] = torch.tensor([[o[0] != OFF_CONTEXT for o in f["offsets"]]
+                                          + [False] * (longest - len(f["offsets"])) for f in features])
     if "start_positions" in features[0]:
         batch["start_positions"] = torch.tensor([f["start_positions"] for f in features])
         batch["end_positions"] = torch.tensor([f["end_positions"] for f in features])
@@ -257,9 +258,11 @@ class ExtractiveQADataModule(L.LightningDataModule):
         if not self.files["train"]:
             problems.append("set data.train_file")
         if self.format not in (None, "squad", *FORMATS):
-            problems.append(f"data.format={self.format} is not one of squad, {', '.join(FORMATS)} (or null: from the file name)")
+            problems.append(f"data.format={self.format} is not one of squad, {', '.join(FORMATS)} "
+                            "(or null: from the file name)")
         if not 0 <= self.doc_stride < self.max_length:
-            problems.append(f"data.doc_stride={self.doc_stride} must be at least 0 and below data.max_length={self.max_length}")
+            problems.append(f"data.doc_stride={self.doc_stride} must be at least 0 and below "
+                            f"data.max_length={self.max_length}")
         for key in ("max_answer_length", "n_best"):
             if getattr(self, key) < 1:
                 problems.append(f"data.{key} must be at least 1, got {getattr(self, key)}")
@@ -335,8 +338,9 @@ class ExtractiveQADataModule(L.LightningDataModule):
         """Training rows with an empty question or context, and repeats of a row (same
         question, context and first answer), are dropped and counted."""
         empty = (frame["question"].str.len() == 0) | (frame["context"].str.len() == 0)
-        key = frame["question"] + "\x1f" + frame["context"] + "\x1f" + frame["answer_texts"].map(
-            lambda t: t[0] if len(t) else "") + "\x1f" + frame["answer_starts"].map(lambda s: str(s[0]) if len(s) else "")
+        first_answer = frame["answer_texts"].map(lambda t: t[0] if len(t) else "")
+        first_start = frame["answer_starts"].map(lambda s: str(s[0]) if len(s) else "")
+        key = frame["question"] + "\x1f" + frame["context"] + "\x1f" + first_answer + "\x1f" + first_start
         duplicate = key.duplicated() & ~empty
         dropped = {"train/empty": int(empty.sum()), "train/duplicate": int(duplicate.sum())}
         return frame[~(empty | duplicate)].reset_index(drop=True), {k: v for k, v in dropped.items() if v}
