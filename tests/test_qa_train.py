@@ -59,7 +59,7 @@ def metrics_of(run_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One tiny BERT trained on 2,000 questions (contexts carved 80/10/10 by paragraph; 2,103
-    training windows = 66 steps of 32 per epoch, x 6 epochs: about 20 s on one core),
+    training windows = 66 steps of 32 per epoch, x 6 epochs: 13 s on the idle 2-core machine),
     shared by the tests of this file: (run dir, value returned by train)."""
     tmp = tmp_path_factory.mktemp("qa")
     data = write_table(span_rows(2000), tmp / "train.jsonl")
