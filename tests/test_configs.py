@@ -27,6 +27,8 @@ RUNTIME_ARGS = {
 MODEL_FACTS = {
     "lit_nlp.models.classification.ClassificationModule": {"label_names", "vocab_size", "pad_token_id"},
     "lit_nlp.models.seq2seq.Seq2SeqModule": {"task", "tokenizer", "vocab_size", "pad_token_id", "eos_token_id"},
+    "lit_nlp.models.extractive_qa.ExtractiveQAModule": {"vocab_size", "pad_token_id", "max_answer_length", "n_best",
+                                                        "unanswerable", "align_to_words"},
 }
 # groups whose options are plain files under conf/<group>/; hydra/ is Hydra's own and skipped
 GROUPS = ["data", "data/cleaning", "tokenizer", "model", "callbacks", "logger", "trainer", "paths", "hparams_search",
@@ -256,8 +258,8 @@ def test_monitor_interpolates(tmp_path):
 def test_callbacks_options(tmp_path):
     default = compose_cfg(["callbacks=default"], tmp_path / "run").callbacks
     assert set(default) == {"model_checkpoint", "epoch_seed", "throughput", "confusion_matrix", "export",
-                            "generation_samples", "nan_guard", "matmul_precision", "progress_bar", "model_summary",
-                            "validate_at_max_steps"}
+                            "generation_samples", "qa_predictions", "nan_guard", "matmul_precision", "progress_bar",
+                            "model_summary", "validate_at_max_steps"}
     assert default.progress_bar.metrics_every_n_steps == compose_cfg([], tmp_path / "run").trainer.log_every_n_steps
     assert default.model_checkpoint.dirpath == str(tmp_path / "run" / "checkpoints")
     assert default.export.directory == str(tmp_path / "run" / "export")

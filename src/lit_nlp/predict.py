@@ -12,14 +12,21 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import (
+    AutoModelForQuestionAnswering,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+)
 
 from lit_nlp.callbacks.export import SETTINGS_FILE
 from lit_nlp.data.classification import pad_batch, tokenize
 from lit_nlp.data.cleaning import TextCleaner
+from lit_nlp.data.extractive_qa import collate_qa, encode_windows, question_too_long
 from lit_nlp.data.io import read_table, require_columns
 from lit_nlp.data.seq2seq import encode_sources, pad_seq2seq, template_fields
 from lit_nlp.errors import LitNlpError
+from lit_nlp.models.span_decoding import QuestionAnswers, decode_batch
 
 
 def _device(device: str) -> torch.device:
@@ -108,12 +115,72 @@ class Seq2SeqPredictor:
         return [{"text": t, "prediction": r["prediction"]} for t, r in zip(texts, rows)]
 
 
+class SpanQAPredictor:
+    """An extractive QA model with its windowing and decoding settings: the answer to a
+    question is the best span of its context, found and scored as in validation."""
+
+    def __init__(self, model, tokenizer, settings: dict, device: str = "auto"):
+        self.device = _device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self._forward_keys = set(inspect.signature(self.model.forward).parameters)
+
+    @torch.inference_mode()
+    def answer(self, questions: list[str], contexts: list[str], batch_size: int = 32) -> list[dict]:
+        """One dict per question: `answer` (text of its context), `score`, `start`/`end` (the
+        answer is context[start:end]) and `n_best` (the ranked answers)."""
+        s = self.settings
+        questions = [q.strip() for q in questions]
+        long = question_too_long(self.tokenizer, questions, s["max_length"], s["doc_stride"])
+        if long:
+            raise LitNlpError(f"{len(long)} questions leave no room for context in the model's max_length "
+                              f"{s['max_length']} (first: {questions[long[0]][:80]!r}); shorten them")
+        windows = encode_windows(self.tokenizer, questions, contexts, s["max_length"], s["doc_stride"])
+        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in windows]
+        features = [{**{k: windows[k][i] for k in keys}, "offsets": windows["offsets"][i],
+                     "word_ids": windows["word_ids"][i], "context": contexts[windows["example"][i]]}
+                    for i in range(len(windows["input_ids"]))]
+        questions_answers = [QuestionAnswers() for _ in questions]
+        # windows in length order (less padding); each goes back to its question
+        order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            batch = collate_qa([features[i] for i in idx], self.tokenizer.pad_token_id)
+            inputs = {k: batch[k].to(self.device) for k in keys if k in self._forward_keys}
+            out = self.model(**inputs)
+            decoded = decode_batch(out.start_logits, out.end_logits, batch, s["max_answer_length"], s["n_best"],
+                                   s["align_to_words"])
+            for i, (answers, no_answer) in zip(idx, decoded):
+                questions_answers[windows["example"][i]].add_window(answers, no_answer)
+        return [q.best(s["n_best"], s["unanswerable"]) for q in questions_answers]
+
+    def predict_rows(self, rows: list[dict], batch_size: int = 32, question_column: str | None = None,
+                     context_column: str | None = None) -> list[dict]:
+        """Rows with a question and a context column (the training columns unless named); each
+        comes back with answer, score, start, end and n_best added."""
+        qcol = question_column or self.settings["question_column"]
+        ccol = context_column or self.settings["context_column"]
+        questions = ["" if row[qcol] is None else str(row[qcol]) for row in rows]
+        contexts = ["" if row[ccol] is None else str(row[ccol]) for row in rows]
+        return [{**row, **answer} for row, answer in zip(rows, self.answer(questions, contexts, batch_size))]
+
+    def predict(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 32) -> list[dict]:
+        """Questions (`texts`) and their contexts (`pairs`)."""
+        if pairs is None or len(pairs) != len(texts):
+            raise LitNlpError("extractive QA needs a context for every question: question=... context=...")
+        return self.predict_rows([{"question": q, "context": c} for q, c in zip(texts, pairs)], batch_size,
+                                 "question", "context")
+
+
 # settings["task"] -> (Hugging Face auto class, LightningModule, predictor); the modules are
 # imported only for checkpoints, which need them to rebuild the architecture
 TASKS = {
     "classification": (AutoModelForSequenceClassification, "lit_nlp.models.classification.ClassificationModule",
                        Predictor),
     "seq2seq": (AutoModelForSeq2SeqLM, "lit_nlp.models.seq2seq.Seq2SeqModule", Seq2SeqPredictor),
+    "extractive_qa": (AutoModelForQuestionAnswering, "lit_nlp.models.extractive_qa.ExtractiveQAModule",
+                      SpanQAPredictor),
 }
 
 
@@ -154,7 +221,7 @@ def find_checkpoint(run_dir: Path) -> Path | None:
     return ckpts / "last.ckpt" if (ckpts / "last.ckpt").is_file() else None
 
 
-def load_predictor(model_path: str | Path, device: str = "auto") -> Predictor | Seq2SeqPredictor:
+def load_predictor(model_path: str | Path, device: str = "auto") -> Predictor | Seq2SeqPredictor | SpanQAPredictor:
     """`model_path`: an export folder, a run dir (its export, else its best checkpoint) or a .ckpt."""
     path = Path(model_path).expanduser()
     if not path.exists():
@@ -176,7 +243,8 @@ def load_predictor(model_path: str | Path, device: str = "auto") -> Predictor | 
 
 def write_predictions(results: list[dict], output: str | Path) -> Path:
     """csv (one prob_<label> column per class) or jsonl (a `probabilities` object); seq2seq
-    rows carry their input columns and `prediction`."""
+    rows carry their input columns and `prediction`, extractive QA rows theirs and answer,
+    score, start, end (+ the `n_best` list in jsonl)."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix == ".jsonl":
@@ -184,7 +252,7 @@ def write_predictions(results: list[dict], output: str | Path) -> Path:
             for row in results:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     elif output.suffix == ".csv":
-        flat = [{**{k: v for k, v in r.items() if k != "probabilities"},
+        flat = [{**{k: v for k, v in r.items() if k not in ("probabilities", "n_best")},
                  **{f"prob_{n}": p for n, p in r.get("probabilities", {}).items()}} for r in results]
         with open(output, "w", encoding="utf-8", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(flat[0]))
@@ -203,6 +271,10 @@ OPTIONS = {
     "input": "a csv/tsv/jsonl/json/parquet file of texts (seq2seq: with the template's columns)",
     "text_column": "the input's text column (default: the training config's)",
     "text_pair_column": "the input's second text column, for pair tasks",
+    "question": "extractive QA: a question about context=...; repeat question=... for several",
+    "context": "extractive QA: the text to find the answer in (one for all questions, or one per question)",
+    "question_column": "extractive QA: the input's question column (default: the training config's)",
+    "context_column": "extractive QA: the input's context column (default: the training config's)",
     "output": "write predictions to this .csv or .jsonl (default: print them)",
     "batch_size": "texts per batch (default 32)",
     "device": "auto | cpu | cuda | cuda:1 (default auto)",
@@ -212,12 +284,14 @@ OPTIONS = {
 def parse_args(argv: list[str]) -> dict:
     """key=value arguments. Values are taken literally (no quoting rules), so
     text="a gorgeous, witty film" arrives whole."""
-    args: dict = {"text": []}
+    args: dict = {"text": [], "question": [], "context": []}
     for arg in argv:
         key, sep, value = arg.partition("=")
         if not sep or key not in OPTIONS:
             raise LitNlpError(f"unknown argument {arg!r}; use key=value with keys: {', '.join(OPTIONS)}")
-        if key == "text":
+        if key in ("question", "context"):
+            args[key].append(value)
+        elif key == "text":
             if value.startswith("[") and value.endswith("]"):
                 try:
                     args["text"].extend(str(t) for t in json.loads(value))
@@ -229,9 +303,48 @@ def parse_args(argv: list[str]) -> dict:
             args[key] = value
     if "model_path" not in args:
         raise LitNlpError("model_path=<run dir | .ckpt | export dir> is required")
+    if args["question"] or args["context"]:
+        if args["text"] or "input" in args:
+            raise LitNlpError("give question=... context=..., or text=..., or input=<file>, not several")
+        if not args["question"] or len(args["context"]) not in (1, len(args["question"])):
+            raise LitNlpError(f"got {len(args['question'])} question=... and {len(args['context'])} context=...; "
+                              "give one context for all questions, or one per question")
+        return args
     if bool(args["text"]) == ("input" in args):
         raise LitNlpError("give either text=... or input=<file>")
     return args
+
+
+def _batch_size(args: dict) -> int:
+    try:
+        return int(args.get("batch_size", 32))
+    except ValueError:
+        raise LitNlpError(f"batch_size must be a whole number, got {args['batch_size']!r}") from None
+
+
+def _run_qa(predictor: SpanQAPredictor, args: dict) -> list[dict]:
+    """predict.py for an extractive QA model: question=... context=... or input=<file>."""
+    if "input" in args:
+        frame = read_table(args["input"])
+        qcol = args.get("question_column") or predictor.settings["question_column"]
+        ccol = args.get("context_column") or predictor.settings["context_column"]
+        require_columns(frame, {"question_column": qcol, "context_column": ccol}, args["input"],
+                        hint="set question_column=<column> context_column=<column>")
+        rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        results = predictor.predict_rows(rows, _batch_size(args), qcol, ccol)
+    elif args["question"]:
+        contexts = args["context"] * len(args["question"]) if len(args["context"]) == 1 else args["context"]
+        results = predictor.predict(args["question"], contexts, _batch_size(args))
+    else:
+        raise LitNlpError("an extractive QA model answers question=... context=... or input=<file> with those "
+                          "columns; text=... is not enough")
+    if "output" in args:
+        path = write_predictions(results, args["output"])
+        print(f"wrote {len(results)} predictions to {path}", file=sys.stderr)
+    else:
+        for row in results:
+            print(f"{row['answer']}\t{row['score']:.4f}\t{row['start']}\t{row['end']}")
+    return results
 
 
 def run(argv: list[str]) -> list[dict]:
@@ -239,6 +352,11 @@ def run(argv: list[str]) -> list[dict]:
     args = parse_args(argv)
     transformers.utils.logging.disable_progress_bar()  # per-file "Loading weights" bars
     predictor = load_predictor(args["model_path"], args.get("device", "auto"))
+    if isinstance(predictor, SpanQAPredictor):
+        return _run_qa(predictor, args)
+    if args["question"]:
+        raise LitNlpError(f"question=... and context=... are for extractive QA models; {args['model_path']} "
+                          "is not one: use text=... or input=<file>")
     pairs = None
     rows = None
     if "input" in args:
@@ -261,10 +379,7 @@ def run(argv: list[str]) -> list[dict]:
             if len(texts) != 1:
                 raise LitNlpError("text_pair=... goes with exactly one text=...")
             pairs = [args["text_pair"]]
-    try:
-        batch_size = int(args.get("batch_size", 32))
-    except ValueError:
-        raise LitNlpError(f"batch_size must be a whole number, got {args['batch_size']!r}") from None
+    batch_size = _batch_size(args)
     if rows is not None:
         results = predictor.predict_rows(rows, batch_size=batch_size)
     else:

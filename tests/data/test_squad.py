@@ -117,7 +117,8 @@ def test_question_without_answer_text(tmp_path, answers):
     with pytest.raises(LitNlpError) as err:
         read_squad(path)
     msg = one_line(err)
-    assert str(path) in msg and "data[0].paragraphs[1].qas[0]" in msg and "no answer" in msg
+    assert str(path) in msg and "data[0].paragraphs[1].qas[0] (question id q3)" in msg and "no answer" in msg
+    assert "data.allow_unanswerable=true" in msg
 
 
 def test_no_questions_at_all(tmp_path):
@@ -125,3 +126,35 @@ def test_no_questions_at_all(tmp_path):
     with pytest.raises(LitNlpError) as err:
         read_squad(path)
     assert str(path) in one_line(err)
+
+
+def test_offsets_kept_on_request(tmp_path):
+    doc = squad_doc()
+    doc["data"][0]["paragraphs"][0]["qas"][0]["answers"] = [
+        {"text": "north", "answer_start": 15}, {"text": "north ", "answer_start": 15}, {"text": " ", "answer_start": 0}]
+    doc["data"][1]["paragraphs"][0]["qas"][0]["answers"] = [{"text": "the Danube", "answer_start": 16}]
+    frame = read_squad(write_json(doc, tmp_path / "train.json"), keep_offsets=True)
+    # every non-blank answer as written, with its start; answers (for the metrics) stay distinct and stripped
+    assert [list(t) for t in frame["answer_texts"]][0] == ["north", "north "]
+    assert [list(s) for s in frame["answer_starts"]][0] == [15, 15]
+    assert list(frame["answers"][0]) == ["north"]
+    assert "answer_texts" not in read_squad(tmp_path / "train.json").columns
+
+
+def test_offsets_need_answer_start(tmp_path):
+    # squad_doc's "Vienna" question has an answer without answer_start
+    path = write_json(squad_doc(), tmp_path / "train.json")
+    with pytest.raises(LitNlpError) as err:
+        read_squad(path, keep_offsets=True)
+    msg = one_line(err)
+    assert str(path) in msg and "data[1].paragraphs[0].qas[0]" in msg and "'answer_start'" in msg
+
+
+def test_unanswerable_questions_on_request(tmp_path):
+    doc = squad_doc()
+    doc["data"][0]["paragraphs"][1]["qas"][0]["answers"] = []
+    doc["data"][0]["paragraphs"][1]["qas"][0]["is_impossible"] = True
+    frame = read_squad(write_json(doc, tmp_path / "v2.json"), allow_unanswerable=True, keep_offsets=False)
+    row = frame.set_index("id").loc["q3"]
+    assert row["answer"] == "" and list(row["answers"]) == []
+    assert len(frame) == 4

@@ -8,9 +8,11 @@ from lit_nlp.callbacks.max_steps import ValidateAtMaxSteps
 from lit_nlp.callbacks.nan_guard import NaNGuard
 from lit_nlp.callbacks.optuna_pruning import OptunaPruning
 from lit_nlp.callbacks.progress import ProgressBar
+from lit_nlp.callbacks.qa_predictions import QAPredictions
 from lit_nlp.callbacks.samples import GenerationSamples
 from lit_nlp.callbacks.seeding import EpochSeed
 from lit_nlp.callbacks.throughput import Throughput
 
 __all__ = ["ConfusionMatrixLogger", "EpochSeed", "GenerationSamples", "HFExport", "MatmulPrecision", "NaNGuard",
-           "OptunaPruning", "ProgressBar", "Throughput", "TrainBatchSizeFinder", "ValidateAtMaxSteps"]
+           "OptunaPruning", "ProgressBar", "QAPredictions", "Throughput", "TrainBatchSizeFinder",
+           "ValidateAtMaxSteps"]

@@ -1,4 +1,5 @@
-"""Reading the official SQuAD v1.1 JSON (data[].paragraphs[].qas[].answers[]) into flat rows."""
+"""Reading the official SQuAD JSON (data[].paragraphs[].qas[].answers[]) into flat rows: v1.1
+as it is, and v2's unanswerable questions (no answer) when asked for."""
 
 from __future__ import annotations
 
@@ -10,9 +11,16 @@ import pandas as pd
 from lit_nlp.errors import LitNlpError
 
 
-def read_squad(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
+def read_squad(path: str | Path, encoding: str = "utf-8", allow_unanswerable: bool = False,
+               keep_offsets: bool = False) -> pd.DataFrame:
     """One row per question: id, title, context, question, answer (the first gold answer, the
-    training target) and answers (every distinct gold answer, for exact match / F1)."""
+    training target) and answers (every distinct gold answer, for exact match / F1).
+
+    keep_offsets: also `answer_texts` and `answer_starts`, every gold answer as written (not
+    stripped, not de-duplicated) with its character start in the context, which span extraction
+    labels from; an answer without `answer_start` is then an error.
+    allow_unanswerable: a question without answer text (SQuAD v2's is_impossible) is kept with
+    answer "" and no answers, instead of being an error."""
     path = Path(path)
     if not path.is_file():
         raise LitNlpError(f"data file not found: {path}")
@@ -33,22 +41,32 @@ def read_squad(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
                 problems.append(f"{where} lacks 'context' or 'qas'")
                 continue
             for q, qa in enumerate(paragraph["qas"]):
+                place = f"{where}.qas[{q}] (question id {qa.get('id', '?')})"
                 if "question" not in qa or "answers" not in qa:
-                    problems.append(f"{where}.qas[{q}] lacks 'question' or 'answers'")
+                    problems.append(f"{place} lacks 'question' or 'answers'")
                     continue
-                answers = list(dict.fromkeys(str(ans.get("text", "")).strip() for ans in qa["answers"]))
-                answers = [ans for ans in answers if ans]
-                if not answers:
-                    no_answer.append(f"{where}.qas[{q}]")
+                given = [ans for ans in qa["answers"] if str(ans.get("text", "")).strip()]
+                answers = list(dict.fromkeys(str(ans["text"]).strip() for ans in given))
+                if not answers and not allow_unanswerable:
+                    no_answer.append(place)
                     continue
-                rows.append({"id": qa.get("id", f"{a}-{p}-{q}"), "title": article.get("title", ""),
-                             "context": paragraph["context"], "question": qa["question"],
-                             "answer": answers[0], "answers": answers})
+                row = {"id": qa.get("id", f"{a}-{p}-{q}"), "title": article.get("title", ""),
+                       "context": paragraph["context"], "question": qa["question"],
+                       "answer": answers[0] if answers else "", "answers": answers}
+                if keep_offsets:
+                    lacking = [i for i, ans in enumerate(given) if not isinstance(ans.get("answer_start"), int)]
+                    if lacking:
+                        problems.append(f"{place} answer {lacking[0]} lacks an integer 'answer_start'")
+                        continue
+                    row["answer_texts"] = [str(ans["text"]) for ans in given]
+                    row["answer_starts"] = [ans["answer_start"] for ans in given]
+                rows.append(row)
     if problems:
         raise LitNlpError(f"{path}: {len(problems)} malformed entries, first: {problems[0]}")
     if no_answer:
         raise LitNlpError(f"{path}: {len(no_answer)} questions have no answer text (first: {no_answer[0]}); "
-                          "SQuAD v2-style unanswerable questions are not supported")
+                          "SQuAD v2-style unanswerable questions need data.allow_unanswerable=true "
+                          "(extractive QA: data=extractive_qa)")
     if not rows:
         raise LitNlpError(f"{path}: no questions found")
     return pd.DataFrame(rows)

@@ -1,0 +1,473 @@
+"""Extractive question answering data: read questions with their context and gold answers
+(text + character start), split, cut each context into overlapping windows, label each window's
+answer span in tokens, cache, collate.
+
+A window is `[CLS] question [SEP] part of the context [SEP]`, at most `max_length` tokens;
+consecutive windows of one context share `doc_stride` tokens, so an answer cut by one window
+boundary lies whole in the next window. The question is never cut. A window's labels are the
+first and last token of the first gold answer, or the CLS position when the answer is not
+wholly inside that window (or the question has none: SQuAD v2). Each window keeps the
+character offsets of its context tokens, so predicted spans map back to context text.
+
+No text cleaning: gold answers are character offsets into the context as given, and any
+change to the context would move them (the tokenizer still lowercases for uncased models).
+Questions lose surrounding whitespace only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from lit_nlp.data.cache import (
+    DONE_MARKER,
+    build_once,
+    cache_key,
+    data_report,
+    file_fingerprints,
+    load_splits,
+    tokenizer_files,
+    write_splits,
+)
+from lit_nlp.data.io import FORMATS, read_table, require_columns
+from lit_nlp.data.sampler import split_loader
+from lit_nlp.data.splits import carve_splits
+from lit_nlp.data.squad import read_squad
+from lit_nlp.errors import LitNlpError, raise_if_any
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+CACHE_VERSION = 1
+# label of filler rows (fixed-shape batches): cross-entropy with ignore_index=-100 skips them
+IGNORE_INDEX = -100
+# offsets / word id of a token outside the context (question, special tokens, padding)
+OFF_CONTEXT = -1
+# problems listed in an error message before "... and N more"
+SHOWN = 3
+
+
+# ---------------------------------------------------------------------------- answers
+def parse_answers(value: Any) -> tuple[list[str], list[int]]:
+    """A flat file's answers cell as (texts, character starts): `{"text": [...],
+    "answer_start": [...]}` (the Hugging Face SQuAD layout), a list of `{"text", "answer_start"}`,
+    or either written as JSON text (csv, tsv). Blank texts are left out; none left means the
+    question has no answer. Raises ValueError saying what is wrong."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else []
+        except json.JSONDecodeError:
+            raise ValueError("is not JSON: write it as {\"text\": [...], \"answer_start\": [...]}") from None
+    if isinstance(value, dict):
+        if "text" not in value or "answer_start" not in value:
+            raise ValueError("lacks 'text' or 'answer_start'")
+        texts, starts = value["text"], value["answer_start"]
+        texts = list(texts) if isinstance(texts, (list, tuple, np.ndarray)) else [texts]
+        starts = list(starts) if isinstance(starts, (list, tuple, np.ndarray)) else [starts]
+        if len(texts) != len(starts):
+            raise ValueError(f"has {len(texts)} texts but {len(starts)} answer_start values")
+        pairs = list(zip(texts, starts))
+    elif isinstance(value, (list, tuple, np.ndarray)):
+        if not all(isinstance(a, dict) and "text" in a and "answer_start" in a for a in value):
+            raise ValueError("lacks 'text' or 'answer_start' in an answer")
+        pairs = [(a["text"], a["answer_start"]) for a in value]
+    elif value is None or (isinstance(value, float) and np.isnan(value)):
+        pairs = []
+    else:
+        raise ValueError(f"is a {type(value).__name__}, not a list of answers")
+    texts, starts = [], []
+    for text, start in pairs:
+        if not str(text).strip():
+            continue
+        try:
+            starts.append(int(start))
+        except (TypeError, ValueError):
+            raise ValueError(f"answer_start {start!r} is not a whole number") from None
+        texts.append(str(text))
+    return texts, starts
+
+
+def answer_problems(frame: pd.DataFrame) -> list[str]:
+    """Gold answers whose text is not in the context at their answer_start, one line each."""
+    problems = []
+    for qid, context, texts, starts in zip(frame["id"], frame["context"], frame["answer_texts"], frame["answer_starts"]):
+        for text, start in zip(texts, starts):
+            if context[start:start + len(text)] != text or start < 0:
+                problems.append(f"question id {qid}: {text!r} at answer_start {start}, where the context reads "
+                                f"{context[max(start, 0):max(start, 0) + len(text)]!r}")
+    return problems
+
+
+# ---------------------------------------------------------------------------- windows and labels
+def question_too_long(tokenizer, questions: list[str], max_length: int, doc_stride: int) -> list[int]:
+    """Indices of questions that leave no room for context: each window holds the whole
+    question, the special tokens and more than `doc_stride` context tokens."""
+    room = max_length - tokenizer.num_special_tokens_to_add(pair=True) - doc_stride
+    lengths = [len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]]
+    return [i for i, n in enumerate(lengths) if n >= room]
+
+
+def span_labels(offsets: list, char_start: int, char_end: int, cls_index: int) -> tuple[int, int]:
+    """(first token, last token) of the characters [char_start, char_end) among the context
+    tokens (`offsets` (-1, -1) elsewhere), or (cls_index, cls_index) unless wholly inside."""
+    context = [k for k, (a, _) in enumerate(offsets) if a != OFF_CONTEXT]
+    if not context or offsets[context[0]][0] > char_start or offsets[context[-1]][1] < char_end:
+        return cls_index, cls_index
+    start = max(k for k in context if offsets[k][0] <= char_start)
+    end = min(k for k in context if offsets[k][1] >= char_end)
+    return start, end
+
+
+def encode_windows(tokenizer, questions: list[str], contexts: list[str], max_length: int, doc_stride: int,
+                   answer_texts: list[list[str]] | None = None, answer_starts: list[list[int]] | None = None) -> dict:
+    """Tokenize question/context pairs into windows (lists, one entry per window): the model
+    inputs, `example` (which pair it came from), `offsets` and `word_ids` of its context tokens
+    ((-1, -1) and -1 elsewhere) and, with answers given, `start_positions`/`end_positions`
+    from the first answer."""
+    enc = tokenizer(questions, contexts, truncation="only_second", max_length=max_length, stride=doc_stride,
+                    return_overflowing_tokens=True, return_offsets_mapping=True)
+    examples = enc.pop("overflow_to_sample_mapping")
+    out = {key: enc[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in enc}
+    out.update(example=list(examples), offsets=[], word_ids=[])
+    if answer_texts is not None:
+        out.update(start_positions=[], end_positions=[])
+    for i, example in enumerate(examples):
+        in_context = [s == 1 for s in enc.sequence_ids(i)]
+        offsets = [list(o) if inside else [OFF_CONTEXT, OFF_CONTEXT]
+                   for o, inside in zip(enc["offset_mapping"][i], in_context)]
+        out["offsets"].append(offsets)
+        out["word_ids"].append([w if inside else OFF_CONTEXT for w, inside in zip(enc.word_ids(i), in_context)])
+        if answer_texts is None:
+            continue
+        ids = enc["input_ids"][i]
+        cls_index = ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
+        texts, starts = answer_texts[example], answer_starts[example]
+        if texts:
+            text = texts[0]
+            # a gold text with surrounding spaces: label the words, not the spaces
+            char_start = starts[0] + len(text) - len(text.lstrip())
+            char_end = starts[0] + len(text.rstrip())
+            start, end = span_labels(offsets, char_start, char_end, cls_index)
+        else:
+            start = end = cls_index
+        out["start_positions"].append(start)
+        out["end_positions"].append(end)
+    return out
+
+
+def collate_qa(features: list[dict], pad_token_id: int, pad_to_multiple_of: int | None = None) -> dict:
+    """Dynamic padding of windows; `context_mask` (true on context tokens) from the offsets.
+    Offsets, word ids, question ids, contexts and gold answers stay Python lists (decoding runs
+    on the CPU)."""
+    longest = max(len(f["input_ids"]) for f in features)
+    if pad_to_multiple_of:
+        longest = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
+
+    def pad(key, value):
+        return torch.tensor([f[key] + [value] * (longest - len(f[key])) for f in features])
+
+    batch = {"input_ids": pad("input_ids", pad_token_id), "attention_mask": pad("attention_mask", 0)}
+    if "token_type_ids" in features[0]:
+        batch["token_type_ids"] = pad("token_type_ids", 0)
+    batch["context_mask"] = torch.tensor([[o[0] != OFF_CONTEXT for o in f["offsets"]]
+                                          + [False] * (longest - len(f["offsets"])) for f in features])
+    if "start_positions" in features[0]:
+        batch["start_positions"] = torch.tensor([f["start_positions"] for f in features])
+        batch["end_positions"] = torch.tensor([f["end_positions"] for f in features])
+    for key in ("offsets", "word_ids", "id", "context", "answers"):
+        if key in features[0]:
+            batch[key] = [f[key] for f in features]
+    return batch
+
+
+# ---------------------------------------------------------------------------- the data module
+class ExtractiveQADataModule(L.LightningDataModule):
+    """Questions, contexts and answer spans from the official SQuAD JSON (`format=squad`) or a
+    flat file (csv, tsv, json, jsonl, parquet) with question, context and answers columns.
+
+    Splits: a missing validation or test split is carved from train by paragraph (`val_ratio`
+    and `test_ratio` of the distinct contexts), so no context is in two splits. Training rows
+    that are empty or repeated are dropped and counted; validation and test rows never are:
+    every question of an evaluation file is scored. `max_train_rows`: a seeded sample of that
+    many training questions (quick or CPU-sized runs); evaluation files stay whole.
+
+    max_answer_length, n_best, align_to_words, allow_unanswerable: how predicted spans become
+    answers (see lit_nlp.models.span_decoding); handed to the model and saved for predict.
+    """
+
+    def __init__(
+        self,
+        train_file: str | None = None,
+        validation_file: str | None = None,
+        test_file: str | None = None,
+        format: str | None = "squad",
+        encoding: str = "utf-8",
+        id_column: str = "id",
+        question_column: str = "question",
+        context_column: str = "context",
+        answers_column: str = "answers",
+        allow_unanswerable: bool = False,
+        val_ratio: float = 0.1,
+        test_ratio: float = 0.1,
+        max_train_rows: int | None = None,
+        seed: int = 42,
+        max_length: int = 384,
+        doc_stride: int = 128,
+        max_answer_length: int = 30,
+        n_best: int = 5,
+        align_to_words: bool = True,
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        group_by_length: bool = True,
+        pad_to_multiple_of: int | None = None,
+        cache_dir: str = ".cache/lit_nlp",
+        tokenizer: Any = None,
+    ):
+        super().__init__()
+        self.files = {"train": train_file, "validation": validation_file, "test": test_file}
+        self.format, self.encoding = format, encoding
+        self.columns = {"id": id_column, "question": question_column, "context": context_column,
+                        "answers": answers_column}
+        self.allow_unanswerable = allow_unanswerable
+        self.val_ratio, self.test_ratio, self.max_train_rows, self.seed = val_ratio, test_ratio, max_train_rows, seed
+        self.max_length, self.doc_stride = max_length, doc_stride
+        self.max_answer_length, self.n_best, self.align_to_words = max_answer_length, n_best, align_to_words
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.group_by_length, self.pad_to_multiple_of = group_by_length, pad_to_multiple_of
+        self.cache_dir = Path(cache_dir)
+        self.tokenizer_source = tokenizer
+        self._check_config()
+        self.tokenizer = None
+        self.datasets: dict = {}
+        self.meta: dict = {}
+
+    def _check_config(self) -> None:
+        problems = []
+        if not self.files["train"]:
+            problems.append("set data.train_file")
+        if self.format not in (None, "squad", *FORMATS):
+            problems.append(f"data.format={self.format} is not one of squad, {', '.join(FORMATS)} "
+                            "(or null: from the file name)")
+        if not 0 <= self.doc_stride < self.max_length:
+            problems.append(f"data.doc_stride={self.doc_stride} must be at least 0 and below "
+                            f"data.max_length={self.max_length}")
+        for key in ("max_answer_length", "n_best"):
+            if getattr(self, key) < 1:
+                problems.append(f"data.{key} must be at least 1, got {getattr(self, key)}")
+        for key in ("val_ratio", "test_ratio"):
+            if not 0 <= getattr(self, key) < 1:
+                problems.append(f"data.{key} must be in [0, 1), got {getattr(self, key)}")
+        if self.val_ratio + self.test_ratio >= 1:
+            problems.append("data.val_ratio + data.test_ratio must leave rows for training")
+        raise_if_any(problems)
+
+    # ----------------------------------------------------------------- cache
+    @property
+    def cache_path(self) -> Path:
+        if not hasattr(self, "_cache_path"):
+            if self.tokenizer_source is None:
+                raise LitNlpError("the data module has no tokenizer source; pass tokenizer=...")
+            settings = {
+                "version": CACHE_VERSION, "files": file_fingerprints(self.files), "format": self.format,
+                "encoding": self.encoding, "columns": self.columns, "unanswerable": self.allow_unanswerable,
+                "split": [self.val_ratio, self.test_ratio, self.seed], "max_train_rows": self.max_train_rows,
+                "windows": [self.max_length, self.doc_stride], "tokenizer": self.tokenizer_source.cache_key(),
+            }
+            self._cache_path = self.cache_dir / "extractive_qa" / cache_key(settings)
+        return self._cache_path
+
+    # ----------------------------------------------------------------- reading
+    def _read_file(self, path: str) -> pd.DataFrame:
+        """One file as rows of id, question, context, answer_texts, answer_starts, answers."""
+        if self.format == "squad":
+            frame = read_squad(path, self.encoding, allow_unanswerable=True, keep_offsets=True)
+            frame["id"] = frame["id"].astype(str)
+            return frame[["id", "question", "context", "answer_texts", "answer_starts"]]
+        table = read_table(path, self.format, self.encoding)
+        cols = self.columns
+        require_columns(table, {f"{k}_column": v for k, v in cols.items() if k != "id"}, path,
+                        hint="set data.question_column / data.context_column / data.answers_column")
+        # without an id column, a question is named by its row number in the file
+        ids = table[cols["id"]].astype(str) if cols["id"] in table else pd.Series(range(len(table))).astype(str)
+        texts, starts, problems = [], [], []
+        for qid, value in zip(ids, table[cols["answers"]]):
+            try:
+                t, s = parse_answers(value)
+            except ValueError as err:
+                problems.append(f"question id {qid}: column '{cols['answers']}' {err}")
+                t, s = [], []
+            texts.append(t)
+            starts.append(s)
+        if problems:
+            raise LitNlpError(f"{path}: {len(problems)} malformed answers (first: {problems[0]})")
+        return pd.DataFrame({"id": ids.tolist(), "question": table[cols["question"]].fillna("").astype(str).tolist(),
+                             "context": table[cols["context"]].fillna("").astype(str).tolist(),
+                             "answer_texts": texts, "answer_starts": starts})
+
+    def _read(self) -> dict[str, pd.DataFrame]:
+        frames = {split: self._read_file(path) for split, path in self.files.items() if path}
+        problems = []
+        for split, frame in frames.items():
+            frame["question"] = frame["question"].str.strip()
+            path = self.files[split]
+            wrong = answer_problems(frame)
+            if wrong:
+                problems.append(f"{path}: {len(wrong)} answers are not in the context at their answer_start "
+                                f"(first: {wrong[0]}); fix answer_start (a character offset into the context)")
+            if not self.allow_unanswerable:
+                none = frame["id"][frame["answer_texts"].map(len) == 0].tolist()
+                if none:
+                    problems.append(f"{path}: {len(none)} questions have no answer (first: question id {none[0]}); "
+                                    "for SQuAD v2-style unanswerable questions set data.allow_unanswerable=true")
+        raise_if_any(problems)
+        return frames
+
+    def _drop_training_rows(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+        """Training rows with an empty question or context, and repeats of a row (same
+        question, context and first answer), are dropped and counted."""
+        empty = (frame["question"].str.len() == 0) | (frame["context"].str.len() == 0)
+        first_answer = frame["answer_texts"].map(lambda t: t[0] if len(t) else "")
+        first_start = frame["answer_starts"].map(lambda s: str(s[0]) if len(s) else "")
+        key = frame["question"] + "\x1f" + frame["context"] + "\x1f" + first_answer + "\x1f" + first_start
+        duplicate = key.duplicated() & ~empty
+        dropped = {"train/empty": int(empty.sum()), "train/duplicate": int(duplicate.sum())}
+        return frame[~(empty | duplicate)].reset_index(drop=True), {k: v for k, v in dropped.items() if v}
+
+    def _split(self, frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """Carve the missing evaluation splits from train by distinct context (paragraph)."""
+        contexts = {split: pd.DataFrame({"context": pd.unique(frame["context"])}) for split, frame in frames.items()}
+        carved = carve_splits(contexts, None, self.val_ratio, self.test_ratio, self.seed)
+        out = {split: frame for split, frame in frames.items() if split != "train"}
+        train = frames["train"]
+        for split, ctx in carved.items():
+            if split not in out:
+                out[split] = train[train["context"].isin(set(ctx["context"]))].reset_index(drop=True)
+        return {split: out[split] for split in SPLITS if split in out}
+
+    def _check_ids_and_lengths(self, frames: dict[str, pd.DataFrame], tokenizer) -> None:
+        problems = []
+        for split, frame in frames.items():
+            source = self.files.get(split) or f"{self.files['train']} ({split} split)"
+            repeated = frame["id"][frame["id"].duplicated()].unique().tolist()
+            if repeated:
+                problems.append(f"{source}: {len(repeated)} question ids occur more than once (first: question id "
+                                f"{repeated[0]}); give every question its own id (data.id_column)")
+            long = question_too_long(tokenizer, frame["question"].tolist(), self.max_length, self.doc_stride)
+            if long:
+                problems.append(f"{source}: {len(long)} questions leave no room for context in data.max_length="
+                                f"{self.max_length} with data.doc_stride={self.doc_stride} (first: question id "
+                                f"{frame['id'][long[0]]}); raise data.max_length or lower data.doc_stride")
+        raise_if_any(problems)
+
+    # ----------------------------------------------------------------- Lightning hooks
+    def prepare_data(self) -> None:
+        raise_if_any(f"data file not found: {p} (data.{s}_file)" for s, p in self.files.items()
+                     if p and not Path(p).is_file())
+        build_once(self.cache_path, self._build_cache)
+
+    def _build_cache(self, tmp: Path) -> None:
+        source = self.tokenizer_source
+        tokenizer = None if source.trained_from_data else source.build()
+        frames = self._read()
+        rows_read = {split: len(frame) for split, frame in frames.items()}
+        sample = self.max_train_rows if self.max_train_rows and self.max_train_rows < rows_read["train"] else None
+        if sample:
+            # a seeded sample, kept in file order (the first N questions would come from a few articles)
+            keep = np.sort(np.random.default_rng(self.seed).choice(rows_read["train"], sample, replace=False))
+            frames["train"] = frames["train"].iloc[keep].reset_index(drop=True)
+        frames["train"], dropped = self._drop_training_rows(frames["train"])
+        for key, count in dropped.items():
+            log.info("dropped %d training rows (%s)", count, key)
+        if frames["train"].empty:
+            raise LitNlpError(f"{self.files['train']}: no training rows left (all {rows_read['train']} have an "
+                              "empty question or context)")
+        frames = self._split(frames)
+        if tokenizer is None:
+            train = frames["train"]
+            tokenizer = source.build(train["question"].tolist() + pd.unique(train["context"]).tolist())
+        self._check_ids_and_lengths(frames, tokenizer)
+        for frame in frames.values():
+            # distinct gold texts, every one counting for exact match and F1
+            frame["answers"] = [list(dict.fromkeys(t.strip() for t in texts)) for texts in frame["answer_texts"]]
+        meta = {"rows_read": rows_read, "rows": {s: len(f) for s, f in frames.items()}, "dropped": dropped,
+                "train_sample": sample, "windows": {}}
+        write_splits(tmp, tokenizer, frames, self._encode, meta)
+        # the number of windows per split is known once they are written
+        import datasets
+
+        meta["windows"] = {s: datasets.load_from_disk(str(tmp / s)).num_rows for s in frames}
+        (tmp / DONE_MARKER).write_text(json.dumps(meta, indent=2))
+
+    def _encode(self, rows: dict, tokenizer) -> dict:
+        texts = [list(t) for t in rows["answer_texts"]]
+        starts = [list(s) for s in rows["answer_starts"]]
+        windows = encode_windows(tokenizer, rows["question"], rows["context"], self.max_length, self.doc_stride,
+                                 texts, starts)
+        examples = windows.pop("example")
+        windows.update(id=[rows["id"][e] for e in examples], context=[rows["context"][e] for e in examples],
+                       answers=[list(rows["answers"][e]) for e in examples],
+                       length=[len(ids) for ids in windows["input_ids"]])
+        return windows
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        if not (self.cache_path / DONE_MARKER).is_file():
+            self.prepare_data()
+        self.meta, self.tokenizer, self.datasets = load_splits(self.cache_path, SPLITS)
+        # evaluation windows longest first: in file order, batches of 64 SQuAD v1.1 dev windows
+        # (384 tokens) pad 1.90M real tokens to 3.13M, in length order to 1.91M; a question is
+        # answered once all its windows are in, so their order does not matter
+        for split in ("validation", "test"):
+            if split in self.datasets:
+                self.datasets[split] = self.datasets[split].sort("length", reverse=True)
+        log.info("data: %s questions in %s windows (train/validation/test), dropped: %s",
+                 "/".join(str(self.meta["rows"].get(s, 0)) for s in SPLITS),
+                 "/".join(str(self.meta["windows"].get(s, 0)) for s in SPLITS), self.meta["dropped"] or "none")
+
+    # ----------------------------------------------------------------- facts and loaders
+    main_metric = "val/f1"
+
+    def model_facts(self) -> dict:
+        """Run-time facts `train()` hands to the model."""
+        return {"vocab_size": len(self.tokenizer), "pad_token_id": self.tokenizer.pad_token_id,
+                "max_answer_length": self.max_answer_length, "n_best": self.n_best,
+                "unanswerable": self.allow_unanswerable, "align_to_words": self.align_to_words}
+
+    def report(self) -> dict:
+        sample = {"data/train_sample": self.meta["train_sample"]} if self.meta.get("train_sample") else {}
+        return {**data_report(self.meta), **sample, **{f"data/windows/{k}": v for k, v in self.meta["windows"].items()}}
+
+    def _collate(self, features: list[dict]) -> dict:
+        return collate_qa(features, self.tokenizer.pad_token_id, self.pad_to_multiple_of)
+
+    def train_dataloader(self) -> DataLoader:
+        return split_loader(self, "train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return split_loader(self, "validation", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return split_loader(self, "test", train=False)
+
+    def text_settings(self) -> dict:
+        """What predict needs to window raw questions and contexts and decode answers as here."""
+        return {"task": "extractive_qa", "question_column": self.columns["question"],
+                "context_column": self.columns["context"], "max_length": self.max_length,
+                "doc_stride": self.doc_stride, "max_answer_length": self.max_answer_length, "n_best": self.n_best,
+                "unanswerable": self.allow_unanswerable, "align_to_words": self.align_to_words}
+
+    def state_dict(self) -> dict:
+        return {"text_settings": self.text_settings(), "tokenizer_files": tokenizer_files(self.cache_path / "tokenizer")}

@@ -1,0 +1,186 @@
+"""Extractive question answering: any AutoModelForQuestionAnswering (BERT, DistilBERT, MiniLM,
+RoBERTa, ...) trained to point at the answer's first and last token in each window; validation
+and test decode the best span over all windows of a question and score SQuAD exact match and
+token F1 per question (every gold answer counts)."""
+
+from __future__ import annotations
+
+import inspect
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForQuestionAnswering
+
+from lit_nlp.models.backbones import (
+    apply_finetune_strategy,
+    build_hf_model,
+    compile_model,
+    enable_gradient_checkpointing,
+    json_safe_config,
+    model_from_config_dict,
+    plain_config,
+)
+from lit_nlp.models.optim import build_optimization
+from lit_nlp.models.span_decoding import QuestionAnswers, decode_batch
+from lit_nlp.models.text_metrics import exact_match, token_f1
+
+IGNORE_INDEX = -100  # filler rows of fixed-shape batches carry this label: no loss
+
+
+def span_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, start_positions: torch.Tensor,
+              end_positions: torch.Tensor) -> torch.Tensor:
+    """Mean of the start and end cross-entropies over the windows; windows labelled -100 are
+    left out. (Hugging Face's QA heads clamp labels into the window instead, turning -100 into
+    a real position, so the loss is computed here.)"""
+    start = F.cross_entropy(start_logits.float(), start_positions, ignore_index=IGNORE_INDEX)
+    end = F.cross_entropy(end_logits.float(), end_positions, ignore_index=IGNORE_INDEX)
+    return (start + end) / 2
+
+
+def gather_all(items: list, world_size: int) -> list:
+    """Every rank's `items` (decoded windows, gold answers), on every rank: under DDP each rank
+    evaluates a share of the windows, and one question's windows may land on different ranks."""
+    if world_size <= 1 or not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return items
+    shares: list = [None] * world_size
+    torch.distributed.all_gather_object(shares, items)
+    return [w for share in shares for w in share]
+
+
+def answer_questions(windows: list[tuple[str, list, float]], n_best: int, unanswerable: bool) -> dict[str, dict]:
+    """question id -> its best answer and n-best list, from (id, window answers, no-answer
+    score) of all its windows, in any order."""
+    questions: dict[str, QuestionAnswers] = {}
+    for qid, answers, no_answer in windows:
+        questions.setdefault(qid, QuestionAnswers()).add_window(answers, no_answer)
+    return {qid: q.best(n_best, unanswerable) for qid, q in questions.items()}
+
+
+class ExtractiveQAModule(L.LightningModule):
+    """Wraps a Hugging Face span-prediction (question answering) model.
+
+    backbone / optimizer / scheduler / finetune / num_frozen_layers / gradient_checkpointing /
+    attn_implementation / compile / hf_config: as in ClassificationModule.
+    max_answer_length, n_best, unanswerable, align_to_words: decoding (see
+    lit_nlp.models.span_decoding); run-time facts from the data module, like vocab_size and
+    pad_token_id for a random-init model.
+    """
+
+    def __init__(
+        self,
+        backbone: dict,
+        optimizer: dict,
+        scheduler: dict,
+        finetune: str = "full",
+        num_frozen_layers: int = 0,
+        vocab_size: int | None = None,
+        pad_token_id: int | None = None,
+        max_answer_length: int = 30,
+        n_best: int = 5,
+        unanswerable: bool = False,
+        align_to_words: bool = True,
+        trust_remote_code: bool = False,
+        gradient_checkpointing: bool = False,
+        attn_implementation: str | None = "sdpa",
+        compile: bool | dict = False,
+        hf_config: dict | None = None,
+    ):
+        super().__init__()
+        backbone, optimizer, scheduler = plain_config(backbone), plain_config(optimizer), plain_config(scheduler)
+        if hf_config is None:
+            facts = {}
+            if backbone.get("config"):
+                # a random-init model takes its vocabulary from the tokenizer trained on the data
+                facts = {"vocab_size": vocab_size, "pad_token_id": pad_token_id}
+            self.model = build_hf_model(AutoModelForQuestionAnswering, backbone.get("pretrained"),
+                                        backbone.get("config"), trust_remote_code, attn_implementation, **facts)
+            hf_config = self.model.config.to_dict()
+        else:
+            self.model = model_from_config_dict(AutoModelForQuestionAnswering, hf_config, attn_implementation)
+        apply_finetune_strategy(self.model, finetune, num_frozen_layers)
+        if gradient_checkpointing:
+            enable_gradient_checkpointing(self.model)
+        self.model.train()  # from_pretrained returns eval mode; Lightning keeps submodule modes
+        self.save_hyperparameters({
+            "backbone": backbone, "optimizer": optimizer, "scheduler": scheduler, "finetune": finetune,
+            "num_frozen_layers": num_frozen_layers, "vocab_size": vocab_size, "pad_token_id": pad_token_id,
+            "max_answer_length": max_answer_length, "n_best": n_best, "unanswerable": unanswerable,
+            "align_to_words": align_to_words, "trust_remote_code": trust_remote_code,
+            "gradient_checkpointing": gradient_checkpointing, "attn_implementation": attn_implementation,
+            "compile": plain_config(compile), "hf_config": json_safe_config(hf_config),
+        })
+        # DistilBERT and RoBERTa take no token_type_ids
+        self._forward_keys = set(inspect.signature(self.model.forward).parameters) & {
+            "input_ids", "attention_mask", "token_type_ids"}
+        # the running evaluation, per stage: decoded windows (question id, answers, no-answer
+        # score) and gold answers by question id
+        self._windows: dict[str, list] = {"val": [], "test": []}
+        self._golds: dict[str, dict] = {"val": {}, "test": {}}
+        # the last evaluation's answers per stage: {question id: {answer, score, start, end,
+        # n_best, answers (gold), exact_match, f1}}; the QA predictions callback writes the test's
+        self.predictions: dict[str, dict] = {}
+
+    def forward(self, batch: dict):
+        return self.model(**{k: batch[k] for k in self._forward_keys if k in batch})
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        out = self(batch)
+        loss = span_loss(out.start_logits, out.end_logits, batch["start_positions"], batch["end_positions"])
+        # not prog_bar: Lightning turns progress-bar values into Python numbers (.item(), a
+        # host-device sync) after every step; callbacks/progress.py reads it every log_every_n_steps
+        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    def _eval_step(self, batch: dict, stage: str) -> None:
+        out = self(batch)
+        loss = span_loss(out.start_logits, out.end_logits, batch["start_positions"], batch["end_positions"])
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=(stage == "val"),
+                 batch_size=batch["input_ids"].shape[0], sync_dist=True)
+        hp = self.hparams
+        decoded = decode_batch(out.start_logits, out.end_logits, batch, hp.max_answer_length, hp.n_best,
+                               hp.align_to_words)
+        self._windows[stage].extend((qid, answers, no_answer) for qid, (answers, no_answer) in zip(batch["id"], decoded))
+        self._golds[stage].update(zip(batch["id"], batch["answers"]))
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        world_size = self.trainer.world_size
+        windows = gather_all(self._windows[stage], world_size)
+        golds = dict(gather_all(list(self._golds[stage].items()), world_size))
+        self._windows[stage], self._golds[stage] = [], {}
+        if not windows:
+            return
+        answers = answer_questions(windows, self.hparams.n_best, self.hparams.unanswerable)
+        for qid, answer in answers.items():
+            answer.update(answers=golds[qid], exact_match=exact_match(answer["answer"], golds[qid]),
+                          f1=token_f1(answer["answer"], golds[qid]))
+        self.predictions[stage] = answers
+        n = len(answers)
+        # every rank now holds every question, so the values need no sync (sync_dist would add them up)
+        self.log_dict({f"{stage}/exact_match": sum(a["exact_match"] for a in answers.values()) / n,
+                       f"{stage}/f1": sum(a["f1"] for a in answers.values()) / n}, prog_bar=(stage == "val"))
+        self.log(f"{stage}/questions", float(n))  # how many questions were scored
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def configure_model(self) -> None:
+        # here rather than in __init__: Lightning calls this in fit/validate/test, while predict.py
+        # rebuilds the module from the same hyperparameters and must not compile
+        options = self.hparams.get("compile") or False
+        if options and not getattr(self, "_compiled", False):
+            compile_model(self.model, **(options if isinstance(options, dict) else {}))
+            self._compiled = True
+
+    def configure_optimizers(self):
+        return build_optimization(self.model, self.hparams.optimizer, self.hparams.scheduler,
+                                  self.trainer.estimated_stepping_batches)
