@@ -12,6 +12,7 @@ import pytest
 
 from conftest import compose_cfg, synthetic_rows, tiny_overrides, write_table
 from lit_nlp.train import train
+from test_qa_train import DOC_STRIDE, MAX_LENGTH, span_rows
 from test_seq2seq_train import extraction_rows, qa_overrides
 
 
@@ -79,6 +80,24 @@ def test_seq2seq_static_shapes_train_the_same_model(tmp_path):
     train(compose_cfg(common, tmp_path / "dynamic", cache_dir=tmp_path / "cache"))
     train(compose_cfg(common + ["data.static_shapes=true"], tmp_path / "static", cache_dir=tmp_path / "cache"))
     a, b = metrics_of(tmp_path / "dynamic"), metrics_of(tmp_path / "static")
+    for key in ("test/exact_match", "test/f1", "global_step"):
+        assert b[key] == pytest.approx(a[key], abs=1e-6), key
+    assert b["test/loss"] == pytest.approx(a["test/loss"], abs=1e-4)
+
+
+def test_extractive_qa_static_shapes_train_the_same_model(tmp_path):
+    """Windows padded to buckets and batches filled with copies of a real window: the copies
+    are neither trained on nor decoded, so every question is scored once, as without them."""
+    data = write_table(span_rows(300, seed=3), tmp_path / "train.jsonl")
+    common = ["model=bert_tiny_qa", "data=extractive_qa", "data.format=jsonl", f"data.train_file={data}",
+              f"data.max_length={MAX_LENGTH}", f"data.doc_stride={DOC_STRIDE}", "data.batch_size=32",
+              "tokenizer.vocab_size=300", "trainer.max_epochs=1", "trainer.deterministic=true",
+              "+model.backbone.config.hidden_dropout_prob=0", "+model.backbone.config.attention_probs_dropout_prob=0"]
+    train(compose_cfg(common, tmp_path / "dynamic", cache_dir=tmp_path / "cache"))
+    train(compose_cfg(common + ["data.static_shapes=true", "data.length_buckets=2"], tmp_path / "static",
+                      cache_dir=tmp_path / "cache"))
+    a, b = metrics_of(tmp_path / "dynamic"), metrics_of(tmp_path / "static")
+    assert b["test/questions"] == a["test/questions"] == a["data/rows/test"]
     for key in ("test/exact_match", "test/f1", "global_step"):
         assert b[key] == pytest.approx(a[key], abs=1e-6), key
     assert b["test/loss"] == pytest.approx(a["test/loss"], abs=1e-4)

@@ -176,6 +176,22 @@ def test_span_loss_ignores_filler_rows():
     assert real.item() == pytest.approx(expected.item())
 
 
+def test_span_loss_does_not_depend_on_padding():
+    """The same windows padded to 10 or to 16 positions (a bucket length): padding positions
+    take no share of the softmax, whatever logits the model gives them."""
+    gen = torch.Generator().manual_seed(1)
+    start, end = torch.randn(3, 10, generator=gen), torch.randn(3, 10, generator=gen)
+    s, e = torch.tensor([2, 0, 5]), torch.tensor([4, 0, 5])
+    mask = torch.ones(3, 10, dtype=torch.long)
+    mask[2, 8:] = 0
+    wider = torch.cat([mask, torch.zeros(3, 6, dtype=torch.long)], dim=1)
+    extra = torch.randn(3, 6, generator=gen) * 5
+    short = span_loss(start, end, s, e, mask)
+    padded = span_loss(torch.cat([start, extra], 1), torch.cat([end, extra], 1), s, e, wider)
+    assert padded.item() == pytest.approx(short.item(), abs=1e-6)
+    assert span_loss(start, end, s, e).item() != pytest.approx(short.item())  # row 2's padding counted
+
+
 def tiny_batch():
     return {"input_ids": torch.tensor([[2, 5, 6, 3, 7, 8, 9, 3], [2, 5, 3, 7, 8, 3, 0, 0]]),
             "attention_mask": torch.tensor([[1] * 8, [1] * 6 + [0, 0]]),

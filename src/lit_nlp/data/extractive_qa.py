@@ -39,6 +39,7 @@ from lit_nlp.data.cache import (
 )
 from lit_nlp.data.io import FORMATS, read_table, require_columns
 from lit_nlp.data.sampler import split_loader
+from lit_nlp.data.shapes import bucket_lengths, padded_length
 from lit_nlp.data.splits import carve_splits
 from lit_nlp.data.squad import read_squad
 from lit_nlp.errors import LitNlpError, raise_if_any
@@ -163,13 +164,13 @@ def encode_windows(tokenizer, questions: list[str], contexts: list[str], max_len
     return out
 
 
-def collate_qa(features: list[dict], pad_token_id: int, pad_to_multiple_of: int | None = None) -> dict:
-    """Dynamic padding of windows; `context_mask` (true on context tokens) from the offsets.
+def collate_qa(features: list[dict], pad_token_id: int, pad_to_multiple_of: int | None = None,
+               buckets: list[int] | None = None) -> dict:
+    """Padding of windows to the batch's longest, rounded up to `pad_to_multiple_of`, or up to
+    one of `buckets` (static shapes); `context_mask` (true on context tokens) from the offsets.
     Offsets, word ids, question ids, contexts and gold answers stay Python lists (decoding runs
     on the CPU)."""
-    longest = max(len(f["input_ids"]) for f in features)
-    if pad_to_multiple_of:
-        longest = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
+    longest = padded_length(max(len(f["input_ids"]) for f in features), pad_to_multiple_of, buckets)
 
     def pad(key, value):
         return torch.tensor([f[key] + [value] * (longest - len(f[key])) for f in features])
@@ -230,6 +231,8 @@ class ExtractiveQADataModule(L.LightningDataModule):
         pin_memory: bool = False,
         group_by_length: bool = True,
         pad_to_multiple_of: int | None = None,
+        static_shapes: bool = False,
+        length_buckets: int = 8,
         cache_dir: str = ".cache/lit_nlp",
         tokenizer: Any = None,
     ):
@@ -246,6 +249,9 @@ class ExtractiveQADataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.group_by_length, self.pad_to_multiple_of = group_by_length, pad_to_multiple_of
+        # static shapes (data/shapes.py): windows padded up to a bucket, short batches filled
+        self.static_shapes = bool(static_shapes)
+        self.buckets = bucket_lengths(max_length, length_buckets) if self.static_shapes else None
         self.cache_dir = Path(cache_dir)
         self.tokenizer_source = tokenizer
         self._check_config()
@@ -451,7 +457,7 @@ class ExtractiveQADataModule(L.LightningDataModule):
         return {**data_report(self.meta), **sample, **{f"data/windows/{k}": v for k, v in self.meta["windows"].items()}}
 
     def _collate(self, features: list[dict]) -> dict:
-        return collate_qa(features, self.tokenizer.pad_token_id, self.pad_to_multiple_of)
+        return collate_qa(features, self.tokenizer.pad_token_id, self.pad_to_multiple_of, self.buckets)
 
     def train_dataloader(self) -> DataLoader:
         return split_loader(self, "train", train=True)

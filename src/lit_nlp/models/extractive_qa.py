@@ -12,15 +12,16 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForQuestionAnswering
 
+from lit_nlp.data.shapes import real_rows
 from lit_nlp.models.backbones import (
     apply_finetune_strategy,
     build_hf_model,
-    compile_model,
     enable_gradient_checkpointing,
     json_safe_config,
     model_from_config_dict,
     plain_config,
 )
+from lit_nlp.models.compiled import compile_for
 from lit_nlp.models.optim import build_optimization
 from lit_nlp.models.span_decoding import QuestionAnswers, decode_batch
 from lit_nlp.models.text_metrics import exact_match, token_f1
@@ -29,12 +30,19 @@ IGNORE_INDEX = -100  # filler rows of fixed-shape batches carry this label: no l
 
 
 def span_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, start_positions: torch.Tensor,
-              end_positions: torch.Tensor) -> torch.Tensor:
+              end_positions: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean of the start and end cross-entropies over the windows; windows labelled -100 are
     left out. (Hugging Face's QA heads clamp labels into the window instead, turning -100 into
-    a real position, so the loss is computed here.)"""
-    start = F.cross_entropy(start_logits.float(), start_positions, ignore_index=IGNORE_INDEX)
-    end = F.cross_entropy(end_logits.float(), end_positions, ignore_index=IGNORE_INDEX)
+    a real position, so the loss is computed here.) With `attention_mask`, padding positions
+    take no share of the softmax, so the loss does not depend on how far a batch is padded
+    (to its longest window, or to a bucket length for static shapes)."""
+    start_logits, end_logits = start_logits.float(), end_logits.float()
+    if attention_mask is not None:
+        padding = attention_mask == 0
+        start_logits = start_logits.masked_fill(padding, torch.finfo(start_logits.dtype).min)
+        end_logits = end_logits.masked_fill(padding, torch.finfo(end_logits.dtype).min)
+    start = F.cross_entropy(start_logits, start_positions, ignore_index=IGNORE_INDEX)
+    end = F.cross_entropy(end_logits, end_positions, ignore_index=IGNORE_INDEX)
     return (start + end) / 2
 
 
@@ -122,24 +130,32 @@ class ExtractiveQAModule(L.LightningModule):
         self.predictions: dict[str, dict] = {}
 
     def forward(self, batch: dict):
-        return self.model(**{k: batch[k] for k in self._forward_keys if k in batch})
+        model = getattr(self, "_compiled", None) or self.model
+        return model(**{k: batch[k] for k in self._forward_keys if k in batch})
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self(batch)
-        loss = span_loss(out.start_logits, out.end_logits, batch["start_positions"], batch["end_positions"])
+        loss = span_loss(out.start_logits, out.end_logits, batch["start_positions"], batch["end_positions"],
+                         batch["attention_mask"])
         # not prog_bar: Lightning turns progress-bar values into Python numbers (.item(), a
         # host-device sync) after every step; callbacks/progress.py reads it every log_every_n_steps
-        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=batch["input_ids"].shape[0])
+        self.log("train/loss", loss, on_step=True, on_epoch=True,
+                 batch_size=real_rows(batch, batch["input_ids"].shape[0]))
         return loss
 
     def _eval_step(self, batch: dict, stage: str) -> None:
         out = self(batch)
-        loss = span_loss(out.start_logits, out.end_logits, batch["start_positions"], batch["end_positions"])
-        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=(stage == "val"),
-                 batch_size=batch["input_ids"].shape[0], sync_dist=True)
+        loss = span_loss(out.start_logits, out.end_logits, batch["start_positions"], batch["end_positions"],
+                         batch["attention_mask"])
+        # rows past real_rows fill a static-shape batch (data/shapes.py): copies of a real window
+        # that the loss ignores (-100) and decoding must not see, or their question would count twice
+        n = real_rows(batch, batch["input_ids"].shape[0])
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=(stage == "val"), batch_size=n, sync_dist=True)
         hp = self.hparams
-        decoded = decode_batch(out.start_logits, out.end_logits, batch, hp.max_answer_length, hp.n_best,
+        real = {k: v[:n] for k, v in batch.items() if isinstance(v, (list, torch.Tensor))}
+        decoded = decode_batch(out.start_logits[:n], out.end_logits[:n], real, hp.max_answer_length, hp.n_best,
                                hp.align_to_words)
+        batch = real
         self._windows[stage].extend((qid, answers, no_answer) for qid, (answers, no_answer) in zip(batch["id"], decoded))
         self._golds[stage].update(zip(batch["id"], batch["answers"]))
 
@@ -174,12 +190,10 @@ class ExtractiveQAModule(L.LightningModule):
         self._eval_epoch_end("test")
 
     def configure_model(self) -> None:
-        # here rather than in __init__: Lightning calls this in fit/validate/test, while predict.py
-        # rebuilds the module from the same hyperparameters and must not compile
-        options = self.hparams.get("compile") or False
-        if options and not getattr(self, "_compiled", False):
-            compile_model(self.model, **(options if isinstance(options, dict) else {}))
-            self._compiled = True
+        # here rather than in __init__: Lightning calls this in fit/validate/test (once the
+        # device is known), while predict.py rebuilds the module and decides itself
+        if getattr(self, "_compiled", None) is None:
+            self._compiled = compile_for(self, self.hparams.get("compile"))
 
     def configure_optimizers(self):
         return build_optimization(self.model, self.hparams.optimizer, self.hparams.scheduler,
