@@ -86,13 +86,14 @@ def test_gpu_check_suite_runs_on_cpu(tmp_path):
     results = run_bench(opts)
     canaries = results["canaries"]
     assert {(r["task"], r["precision"]) for r in canaries} == {
-        (task, precision) for task in ("classification", "seq2seq") for precision in ("bf16-mixed", "16-mixed")}
+        (task, precision) for task in ("classification", "seq2seq", "extractive_qa")
+        for precision in ("bf16-mixed", "16-mixed")}
     assert all(r["ok"] and r["global_step"] > 0 for r in canaries), canaries
     assert [r["side"] for r in results["end_to_end"]["rows"]] == ["lit_nlp", "hf_trainer_max_length"]
     assert {r["side"] for r in results["training"]} == {"lit_nlp eager", "hf_trainer"}
     assert set(results["part_seconds"]) == {"canaries", "e2e", "training"} and not results["skipped"]
     md = (tmp_path / "bench" / "results.md").read_text()
-    assert "## Crash canaries" in md and "4 of 4 ran" in md and "## End to end" in md and "## Training" in md
+    assert "## Crash canaries" in md and "6 of 6 ran" in md and "## End to end" in md and "## Training" in md
 
 
 def test_time_budget_skips_parts_and_says_so(tmp_path):

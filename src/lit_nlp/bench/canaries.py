@@ -28,6 +28,7 @@ def _write_data(folder: Path, rows: int = 96) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     classification = folder / "sentiment.jsonl"
     extraction = folder / "extraction.jsonl"
+    spans = folder / "spans.jsonl"
     with open(classification, "w") as fh:
         for i in range(rows):
             label = ["negative", "positive"][i % 2]
@@ -41,13 +42,25 @@ def _write_data(folder: Path, rows: int = 96) -> dict[str, Path]:
             rng.shuffle(words)
             fh.write(json.dumps({"question": "which colour?", "context": " ".join(words) + f" {i}",
                                  "answer": colour}) + "\n")
-    return {"classification": classification, "seq2seq": extraction}
+    with open(spans, "w") as fh:
+        for i in range(rows):
+            colour = rng.choice(COLOURS)
+            words = rng.choices(FILLER, k=rng.randint(4, 40)) + [colour]
+            rng.shuffle(words)
+            context = " ".join(words)
+            start = (" " + context + " ").index(f" {colour} ")
+            fh.write(json.dumps({"id": f"q{i}", "question": "which colour?", "context": context,
+                                 "answers": {"text": [colour], "answer_start": [start]}}) + "\n")
+    return {"classification": classification, "seq2seq": extraction, "extractive_qa": spans}
 
 
 def _overrides(task: str, data: Path) -> list[str]:
     if task == "classification":
         return ["model=bert_tiny", "data=jsonl", f"data.train_file={data}", "data.max_length=32",
                 "tokenizer.vocab_size=300"]
+    if task == "extractive_qa":  # windows of 32 tokens, stride 8: long contexts take two
+        return ["model=bert_tiny_qa", "data=extractive_qa", "data.format=jsonl", f"data.train_file={data}",
+                "data.max_length=32", "data.doc_stride=8", "tokenizer.vocab_size=300"]
     # T5 overflows fp16 in real training (refused by default); the canary checks the scaler path
     return ["model=t5_tiny", "data=seq2seq_jsonl", f"data.train_file={data}",
             'data.source_template="question: {question} context: {context}"', "data.target_column=answer",
@@ -61,10 +74,12 @@ def _compile_override(compile: bool, backend: str) -> str:
     return "model.compile=true" if backend == "inductor" else f"model.compile={{backend: {backend}}}"
 
 
-def _predict_input(task: str) -> list[str]:
+def _predict(predictor, task: str) -> str:
     if task == "classification":
-        return ["a superb film", "a tedious plot"]
-    return ["question: which colour? context: the red film"]
+        return predictor.predict(["a superb film", "a tedious plot"])[0]["label"]
+    if task == "extractive_qa":
+        return predictor.predict(["which colour?"], ["the red film"])[0]["answer"]
+    return predictor.predict(["question: which colour? context: the red film"])[0]["prediction"]
 
 
 def run_one(opts: dict, task: str, data: Path, precision: str, compile: bool, run_dir: Path) -> dict:
@@ -95,10 +110,9 @@ def run_one(opts: dict, task: str, data: Path, precision: str, compile: bool, ru
             warnings.simplefilter("ignore")
             train(cfg)
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        predictor = load_predictor(run_dir, opts["device"])
-        out = predictor.predict(_predict_input(task))
+        prediction = _predict(load_predictor(run_dir, opts["device"]), task)
         row.update(ok=True, global_step=metrics["global_step"], static_shapes=bool(cfg.data.static_shapes),
-                   test_loss=metrics.get("test/loss"), prediction=out[0].get("label", out[0].get("prediction")))
+                   test_loss=metrics.get("test/loss"), prediction=prediction)
     except Exception as err:  # noqa: BLE001 (a canary records any crash and the others go on)
         message = str(err).strip().splitlines()[0] if str(err).strip() else ""
         row["error"] = f"{type(err).__name__}: {message}"[:300]
