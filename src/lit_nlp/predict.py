@@ -203,6 +203,7 @@ OPTIONS = {
     "input": "a csv/tsv/jsonl/json/parquet file of texts (seq2seq: with the template's columns)",
     "text_column": "the input's text column (default: the training config's)",
     "text_pair_column": "the input's second text column, for pair tasks",
+    "column_names": "the input's columns, comma-separated, for a csv/tsv without a header row (text,label)",
     "output": "write predictions to this .csv or .jsonl (default: print them)",
     "batch_size": "texts per batch (default 32)",
     "device": "auto | cpu | cuda | cuda:1 (default auto)",
@@ -242,16 +243,18 @@ def run(argv: list[str]) -> list[dict]:
     pairs = None
     rows = None
     if "input" in args:
-        frame = read_table(args["input"])
+        names = args.get("column_names")
+        frame = read_table(args["input"], column_names=names.strip("[]").split(",") if names else None)
         if isinstance(predictor, Seq2SeqPredictor):
             require_columns(frame, {f"source_template field '{f}'": f for f in predictor.fields}, args["input"],
-                            hint=f"the model's template is {predictor.settings['source_template']!r}")
+                            hint=f"the model's template is {predictor.settings['source_template']!r}",
+                            headerless_key="column_names")
             rows = frame.to_dict("records")
         else:
             text_column = args.get("text_column") or predictor.settings.get("text_column") or "text"
             pair_column = args.get("text_pair_column") or predictor.settings.get("text_pair_column")
             require_columns(frame, {"text_column": text_column, "text_pair_column": pair_column}, args["input"],
-                            hint="set text_column=<column>")
+                            hint="set text_column=<column>", headerless_key="column_names")
             texts = frame[text_column].fillna("").astype(str).tolist()
             if pair_column:
                 pairs = frame[pair_column].fillna("").astype(str).tolist()

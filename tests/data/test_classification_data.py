@@ -49,6 +49,14 @@ def split_texts(dm, split: str) -> set:
     return set(frame[cols].astype(str).agg("\x1f".join, axis=1))
 
 
+def assert_counts_add_up(report: dict) -> None:
+    """Every row read is kept in a split or dropped for a counted reason."""
+    read = sum(v for k, v in report.items() if k.startswith("data/rows_read/"))
+    kept = sum(v for k, v in report.items() if k.startswith("data/rows/"))
+    dropped = sum(v for k, v in report.items() if k.startswith("data/dropped/"))
+    assert read == kept + dropped, report
+
+
 def assert_no_shared_text(dm):
     train, val, test = (split_texts(dm, s) for s in ("train", "validation", "test"))
     assert not train & val and not train & test and not val & test
@@ -176,23 +184,32 @@ def test_text_pair_dataset(make_dm, tmp_path):
 
 
 # ----------------------------------------------------------------- cleaning counts
-def test_report_counts_dropped_rows(make_dm, tmp_path):
+@pytest.mark.parametrize("filter_eval_files", [False, True])
+def test_report_counts_dropped_rows(make_dm, tmp_path, filter_eval_files):
     rows = synthetic_rows(120, seed=6)
     train_rows = rows[:100] + [dict(rows[0]), dict(rows[1]), dict(rows[1])]  # 3 duplicates
     train_rows += [{"text": "", "label": "positive"}, {"text": "  <br/> ", "label": "negative"}]  # 2 empty
     val_rows = rows[100:] + [dict(rows[2]), dict(rows[3])]  # 2 already in train
     train = write_table(train_rows, tmp_path / "train.csv")
     val = write_table(val_rows, tmp_path / "val.csv")
-    dm = make_dm(train_file=train, validation_file=val, test_ratio=0.1)
+    dm = make_dm(train_file=train, validation_file=val, test_ratio=0.1,
+                 cleaning={"steps": STEPS, "filter_eval_files": filter_eval_files})
     report = dm.report()
     assert report["data/rows_read/train"] == 105
     assert report["data/rows_read/validation"] == 22
     assert report["data/dropped/train/duplicate"] == 3
     assert report["data/dropped/train/empty"] == 2
-    assert report["data/dropped/validation/leakage"] == 2
-    assert not any(k.startswith("data/dropped/validation/") and not k.endswith("leakage") for k in report)
-    assert report["data/rows/train"] + report["data/rows/test"] == 100
-    assert report["data/rows/validation"] == 20
+    if filter_eval_files:  # the validation file loses its copies of training text
+        assert report["data/dropped/validation/leakage"] == 2
+        assert not any(k.startswith("data/dropped/validation/") and not k.endswith("leakage") for k in report)
+        assert report["data/rows/train"] + report["data/rows/test"] == 100
+        assert report["data/rows/validation"] == 20
+    else:  # the validation file is scored whole: the training copies go instead
+        assert report["data/dropped/train/leakage"] == 2
+        assert not any(k.startswith("data/dropped/validation/") for k in report)
+        assert report["data/rows/train"] + report["data/rows/test"] == 98
+        assert report["data/rows/validation"] == 22
+    assert_counts_add_up(report)
     assert_no_shared_text(dm)
 
 
