@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from lit_nlp.callbacks import Throughput
+from lit_nlp.config_checks import check_config
 from lit_nlp.distributed import announce_run_dir, announce_sweep_job, launch_rank
 from lit_nlp.errors import LitNlpError
 from lit_nlp.models.backbones import count_parameters
@@ -93,6 +94,7 @@ def _claim_run_dir(cfg: DictConfig, run_dir: Path) -> Path | None:
 def train(cfg: DictConfig) -> float:
     """Fit, test with the best checkpoint, export, write metrics.json; returns the best value
     of the monitored metric (what Hydra sweepers optimise)."""
+    check_config(cfg)  # before the run dir is claimed: a typo leaves nothing behind
     run_dir = Path(cfg.paths.output_dir)
     ckpt_path = _claim_run_dir(cfg, run_dir)
     L.seed_everything(cfg.seed, workers=True)

@@ -45,6 +45,10 @@ def read_label_columns(frame: pd.DataFrame, columns: list[str], source: str) -> 
     return pd.Series([tuple(c for c in columns if flags[c].iat[i]) for i in range(len(frame))], index=frame.index)
 
 
+def _rows(n: int) -> str:
+    return f"{n:,} row" if n == 1 else f"{n:,} rows"
+
+
 def _number(value: str) -> float | None:
     try:
         return float(value)
@@ -68,7 +72,7 @@ def check_labels(counts: Counter, rows: int, source: str, column: str, multi_lab
 
     def listed(labels: Iterable[str], limit: int = 3) -> str:
         labels = sorted(labels, key=lambda lab: (-counts[lab], lab))
-        shown = ", ".join(f"{lab[:40] + '...' if len(lab) > 40 else lab!r} ({counts[lab]:,} rows)"
+        shown = ", ".join(f"{lab[:40] + '...' if len(lab) > 40 else lab!r} ({_rows(counts[lab])})"
                           for lab in labels[:limit])
         return shown + (f" and {len(labels) - limit} more" if len(labels) > limit else "")
 
@@ -90,7 +94,8 @@ def check_labels(counts: Counter, rows: int, source: str, column: str, multi_lab
     if rows >= RARE_AMONG:
         single = [lab for lab, n in counts.items() if n == 1]
         if single:
-            notes.append(f"{len(single)} classes have a single training row among {rows:,} ({listed(single)}): "
+            notes.append(f"{len(single)} {'class has' if len(single) == 1 else 'classes have'} a single training "
+                         f"row among {rows:,} ({listed(single)}): "
                          "they can be neither learned nor evaluated")
     return [f"{source}: {p}" for p in problems], [f"{source}: {n}" for n in notes]
 

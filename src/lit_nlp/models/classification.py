@@ -256,6 +256,9 @@ class ClassificationModule(L.LightningModule):
         probs, labels = probs_metric.compute(), labels_metric.compute().long()
         probs_metric.reset()
         labels_metric.reset()
+        # filler rows out: torchmetrics' exact match counts a row whose labels are all ignored as right
+        scored = (labels != IGNORE).any(dim=1)
+        probs, labels = probs[scored], labels[scored]
         if stage == "val" and self.hparams.tune_threshold:
             self.threshold.fill_(best_threshold(probs, labels))
         n, t = len(self.label_names), float(self.threshold)
