@@ -28,7 +28,6 @@ from torchmetrics.functional.classification import (
 from transformers import AutoModelForSequenceClassification
 
 from lit_nlp.errors import LitNlpError
-
 from lit_nlp.models.backbones import (
     apply_finetune_strategy,
     build_hf_model,
@@ -63,6 +62,10 @@ def class_weight_tensor(class_weights, label_names: list[str], multi_label: bool
         if label_counts is None or len(label_counts) != n or not train_rows:
             raise LitNlpError("model.class_weights=balanced needs the training label counts from the data module")
         counts = torch.tensor(label_counts, dtype=torch.float)
+        if (counts == 0).any():
+            absent = [name for name, c in zip(label_names, label_counts) if not c]
+            raise LitNlpError(f"model.class_weights=balanced: labels {absent} have no training row (all in a "
+                              "validation fold?); give the weights as a list instead")
         weights = (train_rows - counts) / counts if multi_label else counts.sum() / (n * counts)
         return weights.float()
     if isinstance(class_weights, str):
