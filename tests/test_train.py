@@ -254,3 +254,21 @@ def test_cli_error_from_a_constructor_is_one_line(tmp_path, synthetic_csv):
     assert "Traceback" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr and "full_key" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: model.finetune='partial' is not one of full, freeze_embeddings, freeze_lower, head_only"]
+
+
+def test_balanced_class_weights_from_the_cli_config_are_saved_with_the_model(tmp_path):
+    rows = synthetic_rows(600, seed=5)
+    rows = [r for r in rows if r["label"] == "negative"][:40] + [r for r in rows if r["label"] == "positive"]
+    data = write_table(rows, tmp_path / "imbalanced.csv")
+    run = tmp_path / "run"
+    train(compose_cfg(tiny_overrides(data) + ["model.class_weights=balanced"], run))
+    metrics = metrics_of(run)
+    weights = json.loads((run / "export" / "lit_nlp.json").read_text())["class_weights"]
+    # n / (2 x n_c) over the training split's counts: the rare class weighs more, in proportion
+    cache = next((tmp_path / "cache" / "classification").glob("*/meta.json"))
+    neg, pos = json.loads(cache.read_text())["label_counts"]["train"]
+    assert weights == pytest.approx([(neg + pos) / (2 * neg), (neg + pos) / (2 * pos)])
+    assert metrics["data/rows/train"] == neg + pos and neg < pos / 5
+    ckpt = torch.load(next((run / "checkpoints").glob("best-*.ckpt")), weights_only=True)
+    assert ckpt["hyper_parameters"]["class_weights"] == pytest.approx(weights)
+    assert "test/f1/negative" in metrics and "test/f1_macro" in metrics
