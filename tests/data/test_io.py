@@ -189,6 +189,12 @@ def test_stray_carriage_returns_inside_unquoted_fields_are_text(tmp_path):
     assert read_table(path)["label"].tolist() == ["positive", "neutral"]
 
 
+def test_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("text,label\na,b\n".encode("utf-8-sig"))
+    assert list(read_table(path).columns) == ["text", "label"]
+
+
 def test_quoted_line_breaks_stay_in_the_field(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text('text,label\n"first line\nsecond line",a\nplain,b\n')

@@ -120,7 +120,7 @@ def read_delimited(path: Path, sep: str, encoding: str, quotes: bool,
     a row with more or fewer fields than the header is an error naming its line, never padded
     with empty values or shifted into an index column. Blank lines are skipped."""
     with open(path, encoding=encoding, newline="") as fh:
-        text = fh.read()
+        text = fh.read().removeprefix("\ufeff")  # the byte-order mark spreadsheets write before the header
     lone_cr = _placeholder(text) if "\n" in text and "\r" in text else None
     if lone_cr:
         text = re.sub(r"\r(?!\n)", lone_cr, text)
