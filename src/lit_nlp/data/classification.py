@@ -177,7 +177,8 @@ class ClassificationDataModule(L.LightningDataModule):
     def _cache_key(self) -> str:
         settings = {
             "version": CACHE_VERSION, "files": file_fingerprints(self.files), "format": self.format, "encoding": self.encoding,
-            "quoting": self.quoting, "column_names": self.column_names, "hub": [self.hub_dataset, self.hub_subset, self.hub_splits],
+            "quoting": self.quoting, "column_names": self.column_names,
+            "hub": [self.hub_dataset, self.hub_subset, self.hub_splits],
             "columns": [self.text_column, self.text_pair_column, self.label_column],
             "label_names": self.label_names, "multi_label": [self.label_separator, self.label_columns],
             "label_checks": self.label_checks, "cleaning": self.cleaner.to_config(),
@@ -290,7 +291,8 @@ class ClassificationDataModule(L.LightningDataModule):
                 unseen = sorted({lab for row in labels for lab in row} - set(index))
                 if unseen:
                     where = "training labels" if self.label_names is None else "data.label_names"
-                    problems.append(f"{self._source_name(split)}: labels {unseen[:5]} are not among the {where} {names}")
+                    problems.append(f"{self._source_name(split)}: labels {unseen[:5]} are not among the {where} "
+                                    f"{names}")
                     continue
                 frame["stratum"] = rarest_label(labels, counts)
                 frame["label"] = labels.map(lambda row: [int(name in row) for name in names])

@@ -188,7 +188,8 @@ class Seq2SeqDataModule(L.LightningDataModule):
                 raise LitNlpError("the data module has no tokenizer source; pass tokenizer=...")
             settings = {
                 "version": CACHE_VERSION, "files": file_fingerprints(self.files), "format": self.format, "encoding": self.encoding,
-                "quoting": self.quoting, "column_names": self.column_names, "hub": [self.hub_dataset, self.hub_subset, self.hub_splits],
+                "quoting": self.quoting, "column_names": self.column_names,
+                "hub": [self.hub_dataset, self.hub_subset, self.hub_splits],
                 "template": self.source_template, "target": self.target_column,
                 "references": self.references_column, "truncate": self.truncate_column,
                 "cleaning": self.cleaner.to_config(), "split": [self.val_ratio, self.test_ratio, self.seed],

@@ -264,18 +264,18 @@ class ClassificationModule(L.LightningModule):
         probs, labels = probs[scored], labels[scored]
         if stage == "val" and self.hparams.tune_threshold:
             self.threshold.fill_(best_threshold(probs, labels))
-        n, t = len(self.label_names), float(self.threshold)
+        common = dict(num_labels=len(self.label_names), threshold=float(self.threshold), ignore_index=IGNORE)
         scores = {
-            "f1_micro": multilabel_f1_score(probs, labels, n, threshold=t, average="micro", ignore_index=IGNORE),
-            "f1_macro": multilabel_f1_score(probs, labels, n, threshold=t, average="macro", ignore_index=IGNORE),
-            "precision_micro": multilabel_precision(probs, labels, n, threshold=t, average="micro", ignore_index=IGNORE),
-            "recall_micro": multilabel_recall(probs, labels, n, threshold=t, average="micro", ignore_index=IGNORE),
+            "f1_micro": multilabel_f1_score(probs, labels, average="micro", **common),
+            "f1_macro": multilabel_f1_score(probs, labels, average="macro", **common),
+            "precision_micro": multilabel_precision(probs, labels, average="micro", **common),
+            "recall_micro": multilabel_recall(probs, labels, average="micro", **common),
             # every label of the row right (subset accuracy)
-            "exact_match": multilabel_exact_match(probs, labels, n, threshold=t, ignore_index=IGNORE),
+            "exact_match": multilabel_exact_match(probs, labels, **common),
             "threshold": self.threshold.float(),
         }
         self.log_dict({f"{stage}/{k}": v for k, v in scores.items()}, prog_bar=(stage == "val"))
-        per_label = multilabel_f1_score(probs, labels, n, threshold=t, average="none", ignore_index=IGNORE)
+        per_label = multilabel_f1_score(probs, labels, average="none", **common)
         for name, value in zip(self.label_names, per_label):
             self.log(f"{stage}/f1/{name}", value)
 
