@@ -267,7 +267,9 @@ def test_log_dropped_names_the_evaluation_file(caplog):
     from lit_nlp.data.cleaning import log_dropped
 
     with caplog.at_level("INFO", logger="lit_nlp.data.cleaning"):
-        log_dropped({"train/duplicate": 3, "test/empty_label": 2}, {"test": "dev.csv"}, {"train": 50, "test": 40})
+        log_dropped({"train/duplicate": 3, "train/empty_label": 4, "test/empty_label": 2}, {"test": "dev.csv"},
+                    {"train": 50, "test": 40})
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert warnings == ["2 of the 40 rows of the evaluation file dev.csv were removed (empty_label): "
+    assert warnings == ["4 of the 50 train rows have no label and were dropped",
+                        "2 of the 40 rows of the evaluation file dev.csv were removed (empty_label): "
                         "the test score is not over the whole file"]

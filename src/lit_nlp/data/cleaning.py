@@ -212,11 +212,14 @@ def drop_rows(splits: dict, key_columns: list[str], cleaner: TextCleaner,
 
 def log_dropped(dropped: dict, eval_sources: dict[str, str], read: dict[str, int]) -> None:
     """Log what `drop_rows` dropped; a row removed from an evaluation file is a warning that
-    names the file, since the score is then not over the whole file."""
+    names the file, since the score is then not over the whole file, and so is a training row
+    without a label."""
     for key, count in dropped.items():
         split, reason = key.split("/", 1)
         if split in eval_sources:
             log.warning("%d of the %d rows of the evaluation file %s were removed (%s): the %s score is not "
                         "over the whole file", count, read[split], eval_sources[split], reason, split)
+        elif reason in ("empty_label", "empty_target"):  # a file problem rather than a cleaning choice
+            log.warning("%d of the %d %s rows have no %s and were dropped", count, read[split], split, reason[6:])
         else:
             log.info("cleaning dropped %d %s rows (%s)", count, split, reason)

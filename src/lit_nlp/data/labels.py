@@ -78,7 +78,8 @@ def check_labels(counts: Counter, rows: int, source: str, column: str, multi_lab
 
     sentences = [lab for lab in counts if len(lab.split()) >= SENTENCE_WORDS or len(lab) >= SENTENCE_CHARS]
     if sentences:
-        problems.append(f"{len(sentences)} labels in {sum(counts[s] for s in sentences):,} rows read like "
+        problems.append(f"{len(sentences)} {'label' if len(sentences) == 1 else 'labels'} in "
+                        f"{_rows(sum(counts[s] for s in sentences))} read like "
                         f"sentences ({listed(sentences)}): is '{column}' the label column, and does every "
                         "row have its fields (a line break inside an unquoted text splits a row)?")
     if not multi_label and len(counts) >= 20 and len(counts) > rows / 2:
