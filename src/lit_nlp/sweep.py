@@ -49,7 +49,7 @@ from typing import Callable
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from lit_nlp.errors import LitNlpError
+from lit_nlp.errors import LitNlpError, user_error
 from lit_nlp.reporting import METRICS_FILE, flatten
 from lit_nlp.train import RESUME_OVERRIDABLE, SAVED_CONFIG
 
@@ -91,6 +91,7 @@ def sweep_job(task: Callable[[DictConfig], float | None]) -> Callable[[DictConfi
         try:
             objective = task(cfg)
         except Exception as err:  # noqa: BLE001  (any failure of one job must not end the sweep)
+            err = user_error(err) or err  # the project's own error, not Hydra's wrapper around it
             line = error_line(err)
             # a user error is its message; anything else keeps its traceback in the job's log
             log.error("job %s failed: %s", job_dir.name, line, exc_info=not isinstance(err, LitNlpError))
