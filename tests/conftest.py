@@ -44,6 +44,27 @@ def synthetic_rows(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
+TOPICS = {"sport": ["goal", "match", "league"], "money": ["bank", "market", "price"],
+          "tech": ["phone", "software", "chip"]}
+
+
+def multilabel_rows(n: int, seed: int = 0) -> list[dict]:
+    """Texts with the cue words of 0-2 topics: `labels` lists the topics ("money|tech"), and each
+    topic has a 0/1 column too."""
+    rng = random.Random(seed)
+    rows, seen = [], set()
+    while len(rows) < n:
+        topics = sorted(rng.sample(sorted(TOPICS), rng.choice([0, 1, 1, 2])))
+        words = rng.choices(["the", "a", "news", "today", "report", "about", "new", "big"], k=rng.randint(3, 7))
+        for topic in topics:
+            words.insert(rng.randrange(len(words) + 1), rng.choice(TOPICS[topic]))
+        text = " ".join(words)
+        if text not in seen:
+            seen.add(text)
+            rows.append({"text": text, "labels": "|".join(topics), **{t: int(t in topics) for t in TOPICS}})
+    return rows
+
+
 def write_table(rows: list[dict], path: Path) -> Path:
     frame = pd.DataFrame(rows)
     path = Path(path)

@@ -71,6 +71,19 @@ def test_cli_file_in_file_out(run_dir, tmp_path, suffix):
     assert [r["label"] for r in rows] == ["positive", "negative", "negative"]
 
 
+def test_cli_headerless_input_with_column_names(run_dir, tmp_path, capsys):
+    dump = tmp_path / "dump.tsv"
+    dump.write_text("".join(f"{t}\t{i}\n" for i, t in enumerate(TEXTS)))
+    rows = run([f"model_path={run_dir}", f"input={dump}", "column_names=text,id"])
+    assert [r["label"] for r in rows] == ["positive", "negative", "negative"]
+    with pytest.raises(SystemExit):  # without the names the first text is taken for a header
+        exit_on_user_error(run)([f"model_path={run_dir}", f"input={dump}"])
+    assert "column_names=[text,label]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # threshold= is for multi-label models
+        exit_on_user_error(run)([f"model_path={run_dir}", "text=x", "threshold=0.3"])
+    assert "multi-label" in capsys.readouterr().err
+
+
 def test_cli_errors_are_one_line(run_dir, tmp_path, capsys):
     reviews = write_table([{"sentence": t} for t in TEXTS], tmp_path / "reviews.csv")
     cases = {

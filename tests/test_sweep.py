@@ -344,3 +344,25 @@ def test_cross_validation_sweeps_the_folds_and_aggregates(tmp_path, data):
     assert all(f["train"] | f["validation"] == labelled for f in folds)
     vals = [f["validation"] for f in folds]
     assert set().union(*vals) == labelled and sum(map(len, vals)) == len(labelled)  # each row in one fold
+
+
+def test_a_job_failing_inside_hydra_instantiate_records_the_projects_line(tmp_path, monkeypatch):
+    """A constructor's LitNlpError reaches the job wrapper inside Hydra's InstantiationException;
+    failed.json keeps the project's one line, not the wrapper's."""
+    from hydra.utils import instantiate
+
+    import lit_nlp.sweeps.jobs as sweep_module
+
+    monkeypatch.setattr(sweep_module, "in_multirun", lambda: True)
+    monkeypatch.setattr(sweep_module, "_prepare_job_dir", lambda cfg, job_dir: None)
+    monkeypatch.setattr(sweep_module, "_end_process_group", lambda environ: None)
+    job = tmp_path / "job"
+    job.mkdir()
+
+    def task(cfg):
+        instantiate({"_target_": "lit_nlp.data.classification.ClassificationDataModule", "train_file": "x.csv",
+                     "label_checks": "maybe"})
+
+    assert sweep_module.sweep_job(task)(OmegaConf.create({"paths": {"output_dir": str(job)}})) is None
+    failure = json.loads((job / "failed.json").read_text())
+    assert failure == {"error": "data.label_checks must be error or warn, got 'maybe'", "type": "LitNlpError"}

@@ -211,3 +211,67 @@ def test_batch_size_finder_trains_with_the_size_it_found(tmp_path, synthetic_csv
     metrics = metrics_of(run)
     assert metrics["data/rows/train"] == 320 and metrics["global_step"] == 320 // 32
     assert not list(run.glob(".scale_batch_size_*.ckpt"))  # the finder's scratch checkpoint is gone
+
+
+# ----------------------------------------------------------------- bad config: one line
+def test_config_types_checked_before_anything_is_built(tmp_path):
+    from lit_nlp.config_checks import check_config
+
+    cfg = compose_cfg(["model.optimizer.lr=abc", "data.batch_size=0", "trainer.max_epochs=2.5", "data.val_ratio=-0.5",
+                       "data.max_length=16.0", "seed=x"], tmp_path / "run")
+    with pytest.raises(LitNlpError) as err:
+        train(cfg)
+    msg = str(err.value)
+    assert "\n" not in msg
+    for key in ("model.optimizer.lr", "data.batch_size", "trainer.max_epochs", "data.val_ratio", "data.max_length",
+                "seed"):
+        assert key in msg, key
+    assert not (tmp_path / "run").exists()  # nothing claimed: the same command, fixed, runs there
+    check_config(compose_cfg([], tmp_path / "run"))  # the shipped defaults pass
+    check_config(compose_cfg(["experiment=t5_squad", "data.train_file=x.json"], tmp_path / "run"))
+
+
+def test_project_errors_raised_inside_hydra_instantiate_print_one_line(capsys):
+    from hydra.utils import instantiate
+
+    from lit_nlp.errors import exit_on_user_error
+
+    @exit_on_user_error
+    def build():
+        instantiate({"_target_": "lit_nlp.data.classification.ClassificationDataModule", "train_file": "x.csv",
+                     "label_checks": "maybe"})
+
+    with pytest.raises(SystemExit) as exit_info:
+        build()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "error: data.label_checks must be error or warn, got 'maybe'\n"
+
+
+def test_cli_error_from_a_constructor_is_one_line(tmp_path, synthetic_csv):
+    proc = subprocess.run(
+        [sys.executable, "train.py", "model=bert_tiny", "data=csv", f"data.train_file={synthetic_csv}",
+         "model.finetune=partial", f"hydra.run.dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}"],
+        cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr and "full_key" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: model.finetune='partial' is not one of full, freeze_embeddings, freeze_lower, head_only"]
+
+
+def test_balanced_class_weights_from_the_cli_config_are_saved_with_the_model(tmp_path):
+    rows = synthetic_rows(600, seed=5)
+    rows = [r for r in rows if r["label"] == "negative"][:40] + [r for r in rows if r["label"] == "positive"]
+    data = write_table(rows, tmp_path / "imbalanced.csv")
+    run = tmp_path / "run"
+    train(compose_cfg(tiny_overrides(data) + ["model.class_weights=balanced"], run))
+    metrics = metrics_of(run)
+    weights = json.loads((run / "export" / "lit_nlp.json").read_text())["class_weights"]
+    # n / (2 x n_c) over the training split's counts: the rare class weighs more, in proportion
+    cache = next((tmp_path / "cache" / "classification").glob("*/meta.json"))
+    neg, pos = json.loads(cache.read_text())["label_counts"]["train"]
+    assert weights == pytest.approx([(neg + pos) / (2 * neg), (neg + pos) / (2 * pos)])
+    assert metrics["data/rows/train"] == neg + pos and neg < pos / 5
+    ckpt = torch.load(next((run / "checkpoints").glob("best-*.ckpt")), weights_only=True)
+    assert ckpt["hyper_parameters"]["class_weights"] == pytest.approx(weights)
+    assert "test/f1/negative" in metrics and "test/f1_macro" in metrics

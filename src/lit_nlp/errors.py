@@ -21,16 +21,33 @@ def raise_if_any(problems: Iterable[str], prefix: str = "") -> None:
         raise LitNlpError(prefix + "; ".join(problems))
 
 
+def user_error(err: BaseException | None) -> LitNlpError | None:
+    """The project's own error behind `err`: `err` itself, or the cause of an exception that
+    wraps it (Hydra's `instantiate` re-raises a constructor's error as an
+    InstantiationException whose message is several lines of its own)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, LitNlpError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__
+    return None
+
+
 def exit_on_user_error(fn: Callable) -> Callable:
-    """For CLI entry points: a `LitNlpError` ends the program with its one-line message
-    (exit code 2) instead of a traceback; any other exception is a bug and keeps its traceback."""
+    """For CLI entry points: a `LitNlpError`, also one wrapped by Hydra while it builds an
+    object from the config, ends the program with its one-line message (exit code 2) instead
+    of a traceback; any other exception is a bug and keeps its traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except LitNlpError as err:
-            print(f"error: {err}", file=sys.stderr)
+        except Exception as err:
+            own = user_error(err)
+            if own is None:
+                raise
+            print(f"error: {own}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper

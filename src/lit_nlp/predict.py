@@ -34,7 +34,8 @@ def _device(device: str) -> torch.device:
 
 
 class Predictor:
-    """A model, its tokenizer and its text settings (cleaning, max length, labels)."""
+    """A model, its tokenizer and its text settings (cleaning, max length, labels; multi-label:
+    the decision threshold)."""
 
     def __init__(self, model, tokenizer, settings: dict, device: str = "auto"):
         self.device = _device(device)
@@ -43,13 +44,17 @@ class Predictor:
         self.settings = settings
         self.cleaner = TextCleaner(**settings["cleaning"])
         self.label_names = settings["label_names"]
+        self.multi_label = settings.get("multi_label", False)
+        self.threshold = settings.get("threshold", 0.5)
         # DistilBERT takes no token_type_ids
         self._forward_keys = set(inspect.signature(self.model.forward).parameters)
 
     @torch.inference_mode()
     def predict(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 32) -> list[dict]:
         """One dict per text: the cleaned-input's predicted `label`, its `score` and every class's
-        probability. Texts are processed in length order (less padding) and returned in input order."""
+        probability; multi-label: the `labels` whose probability reaches the threshold, and
+        every label's probability (a sigmoid each). Texts are processed in length order (less
+        padding) and returned in input order."""
         cleaned = [self.cleaner(t) for t in texts]
         cleaned_pairs = [self.cleaner(p) for p in pairs] if pairs is not None else None
         order = sorted(range(len(texts)), key=lambda i: len(cleaned[i]))
@@ -61,15 +66,19 @@ class Predictor:
             rows = [{k: enc[k][j] for k in enc} for j in range(len(idx))]
             batch = pad_batch(rows, self.tokenizer.pad_token_id)
             batch = {k: v.to(self.device) for k, v in batch.items() if k in self._forward_keys}
-            out = self.model(**batch).logits.float().softmax(-1).cpu()
+            logits = self.model(**batch).logits.float()
+            out = (logits.sigmoid() if self.multi_label else logits.softmax(-1)).cpu()
             for j, i in enumerate(idx):
                 probs[i] = out[j]
         results = []
         for i, p in enumerate(probs):
-            best = int(p.argmax())
-            results.append({"text": texts[i], **({"text_pair": pairs[i]} if pairs is not None else {}),
-                            "label": self.label_names[best], "score": float(p[best]),
-                            "probabilities": {n: float(v) for n, v in zip(self.label_names, p)}})
+            row = {"text": texts[i], **({"text_pair": pairs[i]} if pairs is not None else {})}
+            if self.multi_label:
+                row["labels"] = [n for n, v in zip(self.label_names, p) if v >= self.threshold]
+            else:
+                best = int(p.argmax())
+                row.update(label=self.label_names[best], score=float(p[best]))
+            results.append({**row, "probabilities": {n: float(v) for n, v in zip(self.label_names, p)}})
         return results
 
 
@@ -205,6 +214,7 @@ def _from_checkpoint(path: Path, device: str):
     _, module_class, predictor = TASKS[settings["task"]]
     module = get_class(module_class)(**ckpt["hyper_parameters"])
     module.load_state_dict(ckpt["state_dict"])
+    settings = {**settings, **getattr(module, "export_settings", dict)()}  # the checkpoint's own threshold
     with tempfile.TemporaryDirectory() as tmp:
         for name, text in state["tokenizer_files"].items():
             (Path(tmp) / name).write_text(text)
@@ -252,7 +262,8 @@ def write_predictions(results: list[dict], output: str | Path) -> Path:
             for row in results:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     elif output.suffix == ".csv":
-        flat = [{**{k: v for k, v in r.items() if k not in ("probabilities", "n_best")},
+        # multi-label: the label set as one cell, "insult|obscene"; QA's n-best list stays in jsonl
+        flat = [{**{k: "|".join(v) if k == "labels" else v for k, v in r.items() if k not in ("probabilities", "n_best")},
                  **{f"prob_{n}": p for n, p in r.get("probabilities", {}).items()}} for r in results]
         with open(output, "w", encoding="utf-8", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(flat[0]))
@@ -275,9 +286,11 @@ OPTIONS = {
     "context": "extractive QA: the text to find the answer in (one for all questions, or one per question)",
     "question_column": "extractive QA: the input's question column (default: the training config's)",
     "context_column": "extractive QA: the input's context column (default: the training config's)",
+    "column_names": "the input's columns, comma-separated, for a csv/tsv without a header row (text,label)",
     "output": "write predictions to this .csv or .jsonl (default: print them)",
     "batch_size": "texts per batch (default 32)",
     "device": "auto | cpu | cuda | cuda:1 (default auto)",
+    "threshold": "multi-label: predict a label from this probability on (default: the model's own)",
 }
 
 
@@ -325,11 +338,12 @@ def _batch_size(args: dict) -> int:
 def _run_qa(predictor: SpanQAPredictor, args: dict) -> list[dict]:
     """predict.py for an extractive QA model: question=... context=... or input=<file>."""
     if "input" in args:
-        frame = read_table(args["input"])
+        names = args.get("column_names")
+        frame = read_table(args["input"], column_names=names.strip("[]").split(",") if names else None)
         qcol = args.get("question_column") or predictor.settings["question_column"]
         ccol = args.get("context_column") or predictor.settings["context_column"]
         require_columns(frame, {"question_column": qcol, "context_column": ccol}, args["input"],
-                        hint="set question_column=<column> context_column=<column>")
+                        hint="set question_column=<column> context_column=<column>", headerless_key="column_names")
         rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
         results = predictor.predict_rows(rows, _batch_size(args), qcol, ccol)
     elif args["question"]:
@@ -357,19 +371,28 @@ def run(argv: list[str]) -> list[dict]:
     if args["question"]:
         raise LitNlpError(f"question=... and context=... are for extractive QA models; {args['model_path']} "
                           "is not one: use text=... or input=<file>")
+    if "threshold" in args:
+        if not getattr(predictor, "multi_label", False):
+            raise LitNlpError("threshold= applies to multi-label models only")
+        try:
+            predictor.threshold = float(args["threshold"])
+        except ValueError:
+            raise LitNlpError(f"threshold must be a number between 0 and 1, got {args['threshold']!r}") from None
     pairs = None
     rows = None
     if "input" in args:
-        frame = read_table(args["input"])
+        names = args.get("column_names")
+        frame = read_table(args["input"], column_names=names.strip("[]").split(",") if names else None)
         if isinstance(predictor, Seq2SeqPredictor):
             require_columns(frame, {f"source_template field '{f}'": f for f in predictor.fields}, args["input"],
-                            hint=f"the model's template is {predictor.settings['source_template']!r}")
+                            hint=f"the model's template is {predictor.settings['source_template']!r}",
+                            headerless_key="column_names")
             rows = frame.to_dict("records")
         else:
             text_column = args.get("text_column") or predictor.settings.get("text_column") or "text"
             pair_column = args.get("text_pair_column") or predictor.settings.get("text_pair_column")
             require_columns(frame, {"text_column": text_column, "text_pair_column": pair_column}, args["input"],
-                            hint="set text_column=<column>")
+                            hint="set text_column=<column>", headerless_key="column_names")
             texts = frame[text_column].fillna("").astype(str).tolist()
             if pair_column:
                 pairs = frame[pair_column].fillna("").astype(str).tolist()
@@ -390,6 +413,10 @@ def run(argv: list[str]) -> list[dict]:
     elif isinstance(predictor, Seq2SeqPredictor):
         for row in results:
             print(row["prediction"])
+    elif getattr(predictor, "multi_label", False):
+        for row in results:
+            shown = " ".join(f"{n}={row['probabilities'][n]:.4f}" for n in row["labels"]) or "(no label)"
+            print(f"{shown}\t{row['text']}")
     else:
         for row in results:
             print(f"{row['label']}\t{row['score']:.4f}\t{row['text']}")

@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig
 
 from lit_nlp.callbacks import Throughput
+from lit_nlp.config_checks import check_config
 from lit_nlp.final_panel import print_summary
 from lit_nlp.mixed_precision import trainer_overrides
 from lit_nlp.models.backbones import count_parameters
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> float:
     """Fit, test with the best checkpoint, export, write metrics.json; returns the best value
     of the monitored metric (what Hydra sweepers optimise)."""
+    check_config(cfg)  # before the run dir is claimed: a typo leaves nothing behind
     run_dir = Path(cfg.paths.output_dir)
     ckpt_path = claim_run_dir(cfg, run_dir)
     L.seed_everything(cfg.seed, workers=True)

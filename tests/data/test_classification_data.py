@@ -10,7 +10,7 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import ROOT, synthetic_rows, write_table
+from conftest import ROOT, multilabel_rows, synthetic_rows, write_table
 from lit_nlp.data.classification import ClassificationDataModule
 from lit_nlp.data.tokenizers import WordPieceTokenizer
 from lit_nlp.errors import LitNlpError
@@ -47,6 +47,14 @@ def split_texts(dm, split: str) -> set:
     frame = split_frame(dm, split)
     cols = ["text", "text_pair"] if "text_pair" in frame else ["text"]
     return set(frame[cols].astype(str).agg("\x1f".join, axis=1))
+
+
+def assert_counts_add_up(report: dict) -> None:
+    """Every row read is kept in a split or dropped for a counted reason."""
+    read = sum(v for k, v in report.items() if k.startswith("data/rows_read/"))
+    kept = sum(v for k, v in report.items() if k.startswith("data/rows/"))
+    dropped = sum(v for k, v in report.items() if k.startswith("data/dropped/"))
+    assert read == kept + dropped, report
 
 
 def assert_no_shared_text(dm):
@@ -176,23 +184,32 @@ def test_text_pair_dataset(make_dm, tmp_path):
 
 
 # ----------------------------------------------------------------- cleaning counts
-def test_report_counts_dropped_rows(make_dm, tmp_path):
+@pytest.mark.parametrize("filter_eval_files", [False, True])
+def test_report_counts_dropped_rows(make_dm, tmp_path, filter_eval_files):
     rows = synthetic_rows(120, seed=6)
     train_rows = rows[:100] + [dict(rows[0]), dict(rows[1]), dict(rows[1])]  # 3 duplicates
     train_rows += [{"text": "", "label": "positive"}, {"text": "  <br/> ", "label": "negative"}]  # 2 empty
     val_rows = rows[100:] + [dict(rows[2]), dict(rows[3])]  # 2 already in train
     train = write_table(train_rows, tmp_path / "train.csv")
     val = write_table(val_rows, tmp_path / "val.csv")
-    dm = make_dm(train_file=train, validation_file=val, test_ratio=0.1)
+    dm = make_dm(train_file=train, validation_file=val, test_ratio=0.1,
+                 cleaning={"steps": STEPS, "filter_eval_files": filter_eval_files})
     report = dm.report()
     assert report["data/rows_read/train"] == 105
     assert report["data/rows_read/validation"] == 22
     assert report["data/dropped/train/duplicate"] == 3
     assert report["data/dropped/train/empty"] == 2
-    assert report["data/dropped/validation/leakage"] == 2
-    assert not any(k.startswith("data/dropped/validation/") and not k.endswith("leakage") for k in report)
-    assert report["data/rows/train"] + report["data/rows/test"] == 100
-    assert report["data/rows/validation"] == 20
+    if filter_eval_files:  # the validation file loses its copies of training text
+        assert report["data/dropped/validation/leakage"] == 2
+        assert not any(k.startswith("data/dropped/validation/") and not k.endswith("leakage") for k in report)
+        assert report["data/rows/train"] + report["data/rows/test"] == 100
+        assert report["data/rows/validation"] == 20
+    else:  # the validation file is scored whole: the training copies go instead
+        assert report["data/dropped/train/leakage"] == 2
+        assert not any(k.startswith("data/dropped/validation/") for k in report)
+        assert report["data/rows/train"] + report["data/rows/test"] == 98
+        assert report["data/rows/validation"] == 22
+    assert_counts_add_up(report)
     assert_no_shared_text(dm)
 
 
@@ -414,3 +431,141 @@ def test_cli_missing_file_exits_2_with_one_line(tmp_path):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, proc.stderr[-2000:]
     assert str(missing) in errors[0]
+
+
+# ----------------------------------------------------------------- files and labels as users bring them
+def test_stray_carriage_returns_keep_every_row(make_dm, tmp_path):
+    # a spreadsheet export: unquoted texts holding a lone \r, rows ending in \r\n; read as
+    # text, not as row ends, so no row breaks into halves that cleaning would drop as "empty"
+    rows = synthetic_rows(120, seed=3)
+    for row in rows[::4]:
+        words = row["text"].split()
+        row["text"] = " ".join(words[:2]) + "\r" + " ".join(words[2:])
+    path = tmp_path / "tweets.csv"
+    path.write_bytes(("text,label\r\n" + "".join(f"{r['text']},{r['label']}\r\n" for r in rows)).encode())
+    dm = make_dm(train_file=path)
+    report = dm.report()
+    assert report["data/rows_read/train"] == 120
+    assert not any(k.startswith("data/dropped/") for k in report)
+    assert_counts_add_up(report)
+    texts = set().union(*(split_frame(dm, s)["text"] for s in ("train", "validation", "test")))
+    assert {r["text"].replace("\r", " ") for r in rows} == texts  # the whitespace step made \r a space
+
+
+def test_row_with_too_few_fields_stops_with_file_and_line(make_dm, tmp_path):
+    path = tmp_path / "broken.csv"
+    lines = [f"{r['text']},{r['label']}" for r in synthetic_rows(40)]
+    lines.insert(10, "the first half of a tweet")  # becomes line 12: header + 10 rows before it
+    path.write_text("text,label\n" + "\n".join(lines) + "\n")
+    with pytest.raises(LitNlpError) as err:
+        make_dm(train_file=path)
+    msg = one_line(err)
+    assert str(path) in msg and "line 12 has 1" in msg
+
+
+def test_headerless_tsv_with_column_names(make_dm, tmp_path):
+    rows = synthetic_rows(80, seed=4)
+    path = tmp_path / "dump.tsv"
+    path.write_text("".join(f"{r['text']}\t{r['label']}\n" for r in rows))
+    with pytest.raises(LitNlpError) as err:  # without names the first row is taken for the header
+        make_dm(train_file=path, format="tsv")
+    assert "data.column_names=[text,label]" in one_line(err)
+    dm = make_dm(train_file=path, format="tsv", column_names=["text", "label"])
+    assert sum(dm.meta["rows"].values()) == 80
+    assert dm.label_names_resolved == ["negative", "positive"]
+
+
+def test_empty_labels_are_dropped_and_counted(make_dm, tmp_path):
+    rows = synthetic_rows(100, seed=5)
+    for row in rows[:7]:
+        row["label"] = " "
+    dm = make_dm(train_file=write_table(rows, tmp_path / "d.csv"))
+    report = dm.report()
+    assert report["data/dropped/train/empty_label"] == 7
+    assert dm.label_names_resolved == ["negative", "positive"]  # no class named ""
+    assert_counts_add_up(report)
+
+
+def test_bad_label_column_stops_with_counts_or_warns(make_dm, tmp_path, caplog):
+    rows = synthetic_rows(100, seed=6)
+    rows[3]["label"] = "and the rest of the review was in the label column"
+    rows[4]["label"] = "1.0"
+    rows[5]["label"] = "1"
+    path = write_table(rows, tmp_path / "d.csv")
+    with pytest.raises(LitNlpError) as err:
+        make_dm(train_file=path)
+    msg = one_line(err)
+    assert str(path) in msg and "read like sentences" in msg and "'1' (1 row), '1.0' (1 row)" in msg
+    assert "data.label_checks=warn" in msg
+    with caplog.at_level("WARNING"):
+        dm = make_dm(train_file=path, label_checks="warn")
+    assert len(dm.meta["label_notes"]) == 2
+    assert any("read like sentences" in r.getMessage() for r in caplog.records)
+
+
+def test_evaluation_file_with_duplicates_is_scored_whole(make_dm, tmp_path, caplog):
+    rows = synthetic_rows(160, seed=8)
+    train = write_table(rows[:120], tmp_path / "train.csv")
+    # an official dev file: 40 rows, 3 repeated, 2 also in train, 1 without a label
+    dev_rows = rows[120:] + [dict(rows[121]), dict(rows[122]), dict(rows[122]), dict(rows[0]), dict(rows[1]),
+                             {"text": "no gold label here", "label": ""}]
+    dev = write_table(dev_rows, tmp_path / "dev.csv")
+    with caplog.at_level("WARNING"):
+        dm = make_dm(train_file=train, test_file=dev)
+    report = dm.report()
+    assert report["data/rows_read/test"] == 46
+    assert report["data/rows/test"] == 45  # all but the row that has no label to score against
+    assert report["data/dropped/test/empty_label"] == 1
+    assert report["data/dropped/train/leakage"] == 2  # the training copies of dev text go instead
+    assert_counts_add_up(report)
+    assert any("evaluation file" in r.getMessage() and str(dev) in r.getMessage() for r in caplog.records)
+    # the training and validation splits share no text with the evaluation file
+    test_texts = split_texts(dm, "test")
+    assert not (split_texts(dm, "train") | split_texts(dm, "validation")) & test_texts
+
+
+def test_label_counts_reach_the_model(make_dm, tmp_path):
+    rows = synthetic_rows(300, seed=9)
+    rows = [r for r in rows if r["label"] == "negative"][:30] + [r for r in rows if r["label"] == "positive"]
+    dm = make_dm(train_file=write_table(rows, tmp_path / "imbalanced.csv"))
+    facts = dm.model_facts()
+    counts = facts["label_counts"]
+    assert len(counts) == 2 and counts[0] < counts[1] and sum(counts) == facts["train_rows"]
+    assert counts == dm.meta["label_counts"]["train"]
+    assert not facts["multi_label"]
+
+
+@pytest.mark.parametrize("layout", ["separator", "columns"])
+def test_multilabel_sets_from_a_list_column_or_01_columns(make_dm, tmp_path, layout):
+    rows = multilabel_rows(200)
+    path = write_table(rows, tmp_path / "topics.csv")
+    if layout == "separator":
+        dm = make_dm(train_file=path, label_column="labels", label_separator="|")
+    else:
+        dm = make_dm(train_file=path, label_columns=["money", "sport", "tech"])
+    assert dm.multi_label and dm.main_metric == "val/f1_micro"
+    assert dm.label_names_resolved == ["money", "sport", "tech"]
+    by_text = {r["text"]: [r["money"], r["sport"], r["tech"]] for r in rows}
+    for split in ("train", "validation", "test"):
+        frame = split_frame(dm, split)
+        assert "stratum" not in frame
+        assert all(by_text[t] == list(labels) for t, labels in zip(frame["text"], frame["label"]))
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["labels"].shape == (8, 3)
+    totals = [sum(r[t] for r in rows) for t in ("money", "sport", "tech")]
+    assert [sum(dm.meta["label_counts"][s][i] for s in ("train", "validation", "test")) for i in range(3)] == totals
+    assert sum(dm.meta["rows"].values()) == 200
+    assert dm.text_settings()["multi_label"] is True
+
+
+def test_multilabel_label_errors(make_dm, tmp_path):
+    rows = multilabel_rows(60)
+    train = write_table(rows[:40], tmp_path / "train.csv")
+    val = write_table(rows[40:] + [{"text": "weather news", "labels": "weather", "money": 0, "sport": 0, "tech": 0}],
+                      tmp_path / "val.csv")
+    with pytest.raises(LitNlpError) as err:
+        make_dm(train_file=train, validation_file=val, label_column="labels", label_separator="|")
+    assert str(val) in one_line(err) and "weather" in one_line(err)
+    with pytest.raises(LitNlpError) as err:
+        make_dm(prepare=False, train_file=train, label_separator="|", label_columns=["money"])
+    assert "not both" in one_line(err)

@@ -232,3 +232,44 @@ def test_drop_rows_pairs_use_both_columns_as_key():
     assert len(out["train"]) == 2
     assert out["test"]["text_pair"].tolist() == ["a3"]
     assert dropped == {"test/leakage": 1}
+
+
+def test_drop_rows_evaluation_files_are_kept_whole():
+    # a validation and a test file as given: duplicates, conflicting labels and text shared with
+    # train stay in them (scored as given); the training copies of their text go instead
+    splits = {
+        "train": frame(["good", "bad", "ok", "ok"], ["p", "n", "p", "p"]),
+        "validation": frame(["good", "fine", "fine", "", "same", "same"], ["p", "p", "p", "n", "p", "n"]),
+        "test": frame(["bad", "fine", "other"], ["n", "p", "p"]),
+    }
+    out, dropped = drop_rows(splits, ["text"], TextCleaner([], lowercase=False), eval_splits=["validation", "test"])
+    assert out["validation"]["text"].tolist() == ["good", "fine", "fine", "", "same", "same"]
+    assert out["test"]["text"].tolist() == ["bad", "fine", "other"]
+    assert out["train"]["text"].tolist() == ["ok"]
+    assert dropped == {"train/duplicate": 1, "train/leakage": 2}
+    # filter_eval_files: the evaluation files are filtered like training rows, as before
+    cleaner = TextCleaner([], lowercase=False, filter_eval_files=True)
+    out, dropped = drop_rows(splits, ["text"], cleaner, eval_splits=["validation", "test"])
+    assert out["validation"]["text"].tolist() == ["fine"]
+    assert dropped == {"train/duplicate": 1, "validation/empty": 1, "validation/duplicate": 1,
+                       "validation/conflicting_labels": 2, "validation/leakage": 1, "test/leakage": 2}
+
+
+def test_drop_rows_rows_without_gold_leave_every_split():
+    splits = {"train": frame(["a", "b", "c"], ["p", "", "n"]), "test": frame(["d", "e"], ["", "p"])}
+    cleaner = TextCleaner([], lowercase=False, drop_empty=False, drop_duplicates=False, drop_leakage=False)
+    out, dropped = drop_rows(splits, ["text"], cleaner, gold_columns={"label": "empty_label"}, eval_splits=["test"])
+    assert out["train"]["text"].tolist() == ["a", "c"] and out["test"]["text"].tolist() == ["e"]
+    assert dropped == {"train/empty_label": 1, "test/empty_label": 1}
+
+
+def test_log_dropped_names_the_evaluation_file(caplog):
+    from lit_nlp.data.cleaning import log_dropped
+
+    with caplog.at_level("INFO", logger="lit_nlp.data.cleaning"):
+        log_dropped({"train/duplicate": 3, "train/empty_label": 4, "test/empty_label": 2}, {"test": "dev.csv"},
+                    {"train": 50, "test": 40})
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["4 of the 50 train rows have no label and were dropped",
+                        "2 of the 40 rows of the evaluation file dev.csv were removed (empty_label): "
+                        "the test score is not over the whole file"]

@@ -167,9 +167,116 @@ def test_unknown_extension(tmp_path):
 def test_malformed_csv(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("text,label\na,b\nc,d,e,f\n")
-    with pytest.raises(LitNlpError, match="cannot parse") as err:
+    with pytest.raises(LitNlpError, match="line 3 has 4") as err:
         read_table(path)
     assert_one_line_naming(err, path)
+
+
+# ----------------------------------------------------------------- files as users bring them
+def test_stray_carriage_returns_inside_unquoted_fields_are_text(tmp_path):
+    # tweets pasted from a spreadsheet: a lone \r inside the text, rows ending in \r\n; a csv
+    # reader that ends rows at any \r splits each such tweet into two broken rows
+    path = tmp_path / "tweets.csv"
+    path.write_bytes(b"text,label\r\ngreat game\rsee you there,positive\r\nmeh,neutral\r\n"
+                     b"awful\r\rtraffic today,negative\r\n")
+    frame = read_table(path)
+    assert frame["text"].tolist() == ["great game\rsee you there", "meh", "awful\r\rtraffic today"]
+    assert frame["label"].tolist() == ["positive", "neutral", "negative"]
+    # the same with \n line ends, and a file that ends its rows in \r alone (no \n anywhere)
+    path.write_bytes(b"text,label\ngreat game\rsee you there,positive\nmeh,neutral\n")
+    assert read_table(path)["text"].tolist() == ["great game\rsee you there", "meh"]
+    path.write_bytes(b"text,label\rgreat game,positive\rmeh,neutral\r")
+    assert read_table(path)["label"].tolist() == ["positive", "neutral"]
+
+
+def test_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("text,label\na,b\n".encode("utf-8-sig"))
+    assert list(read_table(path).columns) == ["text", "label"]
+
+
+def test_quoted_line_breaks_stay_in_the_field(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text('text,label\n"first line\nsecond line",a\nplain,b\n')
+    assert read_table(path)["text"].tolist() == ["first line\nsecond line", "plain"]
+
+
+def test_rows_with_too_few_fields_name_file_and_lines(tmp_path):
+    # a line break inside an unquoted field: the halves arrive with 1 field each
+    path = tmp_path / "broken.csv"
+    path.write_text("text,label\nfine,a\nthe first half\nthe second half,b\nok,a\n")
+    with pytest.raises(LitNlpError) as err:
+        read_table(path)
+    assert_one_line_naming(err, path)
+    msg = str(err.value)
+    assert "1 of 4 rows" in msg and "line 3 has 1" in msg and "header's 2 fields" in msg
+    assert "line break" in msg
+
+
+def test_rows_with_extra_fields_name_file_lines_and_counts(tmp_path):
+    # pandas would take the first column as the index here and read 2 columns without a word
+    path = tmp_path / "extra.csv"
+    path.write_text("text,label\n" + "".join(f"{i},text {i},a\n" for i in range(5)) + "last,b\n")
+    with pytest.raises(LitNlpError) as err:
+        read_table(path)
+    assert_one_line_naming(err, path)
+    msg = str(err.value)
+    assert "5 of 6 rows" in msg and "line 2 has 3, line 3 has 3, line 4 has 3, ..." in msg
+    assert "comma" in msg
+
+
+def test_unclosed_quote_names_the_line_where_the_row_starts(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_text('text,label\nfine,a\n"never closed,b\nmore,a\n')
+    with pytest.raises(LitNlpError, match="line 3") as err:
+        read_table(path)
+    assert_one_line_naming(err, path)
+    assert "data.quoting" in str(err.value)
+
+
+def test_headerless_tsv_with_column_names(tmp_path):
+    path = tmp_path / "dump.tsv"
+    path.write_text("a gorgeous, witty film\tpositive\nflat and long\tnegative\n")
+    frame = read_table(path, column_names=["text", "label"])
+    assert frame.to_dict("records") == [{"text": "a gorgeous, witty film", "label": "positive"},
+                                        {"text": "flat and long", "label": "negative"}]
+    # without the names, the first row became the header: the column error says so
+    frame = read_table(path)
+    with pytest.raises(LitNlpError) as err:
+        require_columns(frame, {"text_column": "text", "label_column": "label"}, str(path))
+    msg = str(err.value)
+    assert "\n" not in msg and "looks like data" in msg and "data.column_names=[text,label]" in msg
+
+
+def test_numeric_header_is_taken_for_data():
+    frame = pd.DataFrame({"0": ["x"], "1": ["y"]})
+    with pytest.raises(LitNlpError, match="looks like data"):
+        require_columns(frame, {"text_column": "text"}, "f.tsv")
+
+
+def test_column_names_field_count_and_header_checks(tmp_path):
+    path = tmp_path / "d.tsv"
+    path.write_text("x\ty\tz\n")
+    with pytest.raises(LitNlpError, match="data.column_names' 2 fields") as err:
+        read_table(path, column_names=["text", "label"])
+    assert_one_line_naming(err, path)
+    path.write_text("text\tlabel\nx\ty\n")
+    with pytest.raises(LitNlpError, match="remove data.column_names"):
+        read_table(path, column_names=["text", "label"])
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text('{"text": "x"}\n')
+    with pytest.raises(LitNlpError, match="csv/tsv"):
+        read_table(jsonl, column_names=["text"])
+
+
+def test_unnamed_and_duplicate_header_cells(tmp_path):
+    # DataFrame.to_csv() writes its index under an empty header cell
+    path = tmp_path / "d.csv"
+    path.write_text(",text,label\n0,x,a\n")
+    assert list(read_table(path).columns) == ["Unnamed: 0", "text", "label"]
+    path.write_text("text,text,label\nx,y,a\n")
+    with pytest.raises(LitNlpError, match="more than once"):
+        read_table(path)
 
 
 def test_malformed_json(tmp_path):

@@ -201,7 +201,8 @@ def test_empty_targets_and_fields_dropped_and_counted(make_dm, tmp_path):
     dm = make_dm(train_file=write_table(rows, tmp_path / "d.jsonl"))
     report = dm.report()
     assert report["data/rows_read/train"] == 101
-    assert report["data/dropped/train/empty"] == 8
+    assert report["data/dropped/train/empty"] == 1  # the empty question
+    assert report["data/dropped/train/empty_target"] == 7
     assert report["data/dropped/train/duplicate"] == 1
     assert sum(report[f"data/rows/{s}"] for s in ("train", "validation", "test")) == 92
     assert all(dm.tokenizer.decode(r["labels"], skip_special_tokens=True) for r in all_rows(dm))

@@ -282,3 +282,141 @@ def test_no_host_sync_between_logging_steps(monkeypatch, tmp_path):
     trainer.fit(module, train_dataloaders=DataLoader([padded_batch(seed=i) for i in range(20)], batch_size=None))
     steps = sorted(set(items))
     assert steps and set(steps) <= {0, 9, 10, 19, 20}, steps  # 0: set-up before the first step
+
+
+# ----------------------------------------------------------------- class weights
+def test_balanced_class_weights_are_inverse_frequency_and_weight_the_loss():
+    module = make_module("bert", labels=("a", "b", "c"), class_weights="balanced", label_counts=[600, 300, 100],
+                         train_rows=1000).eval()
+    # n / (k x n_c): 1000 / (3 x 600), 1000 / (3 x 300), 1000 / (3 x 100)
+    torch.testing.assert_close(module.class_weights, torch.tensor([1000 / 1800, 1000 / 900, 1000 / 300]))
+    assert module.hparams.class_weights == pytest.approx(module.class_weights.tolist())  # saved with the model
+    batch = padded_batch(num_labels=3)
+    with torch.no_grad():
+        expected = F.cross_entropy(module(batch), batch["labels"], weight=module.class_weights)
+        torch.testing.assert_close(module.training_step(batch, 0), expected)
+    unweighted = F.cross_entropy(module(batch), batch["labels"])
+    assert not torch.isclose(expected, unweighted)
+    assert module.export_settings()["class_weights"] == module.hparams.class_weights
+
+
+def test_explicit_class_weights_list_or_mapping_and_their_errors():
+    module = make_module("bert", class_weights=[1.0, 4.0])
+    assert module.class_weights.tolist() == [1.0, 4.0]
+    module = make_module("bert", class_weights={"positive": 3})
+    assert module.class_weights.tolist() == [1.0, 3.0]
+    # the saved list rebuilds the same module without the data's counts (predict's path)
+    rebuilt = ClassificationModule(**module.hparams)
+    assert rebuilt.class_weights.tolist() == [1.0, 3.0]
+    for bad, match in [([1.0], "2 labels"), ({"neutral": 2}, "neutral"), ([1, -1], "positive"),
+                       ("inverse", "balanced"), ("balanced", "counts")]:
+        with pytest.raises(LitNlpError, match=match):
+            make_module("bert", class_weights=bad)
+
+
+# ----------------------------------------------------------------- filler rows (fixed-shape batches)
+def with_filler(batch: dict, rows: int, multi_label: bool = False) -> dict:
+    """`batch` plus `rows` rows of random tokens whose labels are all -100, as the collator's
+    filler rows for fixed-shape batches carry."""
+    filler = padded_batch(rows, seed=99)
+    labels = torch.full((rows, batch["labels"].shape[1]) if multi_label else (rows,), -100)
+    out = {}
+    for key in batch:
+        extra = labels if key == "labels" else filler[key]
+        width = max(batch[key].shape[-1], extra.shape[-1]) if key != "labels" else None
+        if width:
+            pad = lambda t: F.pad(t, (0, width - t.shape[-1]), value=PAD if key == "input_ids" else 0)  # noqa: E731
+            out[key] = torch.cat([pad(batch[key]), pad(extra)])
+        else:
+            out[key] = torch.cat([batch[key], extra])
+    return out
+
+
+def run_validation(module, batches, tmp_path) -> dict:
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path)
+    return trainer.validate(module, dataloaders=DataLoader(batches, batch_size=None), verbose=False)[0]
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_filler_rows_change_neither_loss_nor_metrics(tmp_path, multi_label):
+    module = make_module("bert", labels=("a", "b", "c"), multi_label=multi_label, class_weights=[1.0, 2.0, 0.5]).eval()
+    batches = [multilabel_batch(8, seed=4) if multi_label else padded_batch(8, seed=4, num_labels=3),
+               multilabel_batch(5, seed=5) if multi_label else padded_batch(5, seed=5, num_labels=3)]
+    filled = [with_filler(batches[0], 3, multi_label), with_filler(batches[1], 6, multi_label)]
+    assert filled[0]["labels"].shape[0] == 11 and filled[1]["input_ids"].shape[0] == 11  # same-size batches
+    with torch.no_grad():
+        for plain, padded in zip(batches, filled):
+            torch.testing.assert_close(module.training_step(padded, 0), module.training_step(plain, 0))
+    plain_metrics = run_validation(module, batches, tmp_path)
+    filled_metrics = run_validation(module, filled, tmp_path)
+    # val/loss is a mean over batches weighted by their row count, filler rows included in
+    # that count, so it is compared through the per-batch losses above; every metric here:
+    for key in (k for k in plain_metrics if k != "val/loss"):
+        assert filled_metrics[key] == pytest.approx(plain_metrics[key], abs=1e-6), key
+    assert ("val/f1_micro" in plain_metrics) == multi_label and ("val/acc" in plain_metrics) != multi_label
+
+
+# ----------------------------------------------------------------- multi-label
+def multilabel_batch(n: int = 6, seed: int = 1, num_labels: int = 3) -> dict:
+    batch = padded_batch(n, seed=seed)
+    gen = torch.Generator().manual_seed(seed + 100)
+    batch["labels"] = torch.randint(0, 2, (n, num_labels), generator=gen)
+    return batch
+
+
+def test_multilabel_module_is_sigmoid_and_bce_and_tells_the_hf_config():
+    module = make_module("bert", labels=("a", "b", "c"), multi_label=True, class_weights=[1.0, 3.0, 1.0]).eval()
+    assert module.model.config.problem_type == "multi_label_classification"
+    assert make_module("bert").model.config.problem_type == "single_label_classification"
+    batch = multilabel_batch()
+    with torch.no_grad():
+        logits = module(batch)
+        expected = F.binary_cross_entropy_with_logits(logits, batch["labels"].float(),
+                                                      pos_weight=torch.tensor([1.0, 3.0, 1.0]))
+        torch.testing.assert_close(module.training_step(batch, 0), expected)
+        torch.testing.assert_close(module.predict_step(batch, 0), logits.sigmoid())
+
+
+def test_multilabel_balanced_weights_are_negatives_over_positives():
+    module = make_module("bert", labels=("a", "b"), multi_label=True, class_weights="balanced",
+                         label_counts=[50, 200], train_rows=1000)
+    assert module.class_weights.tolist() == [950 / 50, 800 / 200]
+
+
+def test_multilabel_metrics_and_threshold_tuning(tmp_path):
+    module = make_module("bert", labels=("a", "b", "c"), multi_label=True, tune_threshold=True).eval()
+    batches = [multilabel_batch(10, seed=6), multilabel_batch(7, seed=7)]
+    with torch.no_grad():
+        probs = torch.cat([module(b).sigmoid() for b in batches])
+    labels = torch.cat([b["labels"] for b in batches])
+
+    def f1s(t: float) -> tuple[float, list[float]]:
+        """micro F1 and per-label F1 by hand at threshold t"""
+        pred = (probs >= t).long()
+        tp, fp, fn = ((pred == 1) & (labels == 1)), ((pred == 1) & (labels == 0)), ((pred == 0) & (labels == 1))
+        micro = 2 * tp.sum() / (2 * tp.sum() + fp.sum() + fn.sum())
+        per = [(2 * tp[:, j].sum() / (2 * tp[:, j].sum() + fp[:, j].sum() + fn[:, j].sum())).item() for j in range(3)]
+        return micro.item(), per
+
+    from lit_nlp.models.classification import THRESHOLD_GRID
+
+    best = max(THRESHOLD_GRID, key=lambda t: (f1s(t)[0], -t))
+    results = run_validation(module, batches, tmp_path)
+    assert results["val/threshold"] == pytest.approx(best)
+    assert float(module.threshold) == pytest.approx(best)
+    micro, per = f1s(best)
+    assert results["val/f1_micro"] == pytest.approx(micro, abs=1e-6)
+    assert results["val/f1_macro"] == pytest.approx(sum(per) / 3, abs=1e-6)
+    for name, value in zip("abc", per):
+        assert results[f"val/f1/{name}"] == pytest.approx(value, abs=1e-6)
+    exact = ((probs >= best).long() == labels).all(dim=1).float().mean().item()
+    assert results["val/exact_match"] == pytest.approx(exact, abs=1e-6)
+    # the tuned threshold is in the checkpoint's state and in the export's settings
+    assert module.state_dict()["threshold"] == pytest.approx(best)
+    assert module.export_settings()["threshold"] == pytest.approx(best)
+    # without tuning the configured threshold stays
+    fixed = make_module("bert", labels=("a", "b", "c"), multi_label=True, threshold=0.3).eval()
+    assert run_validation(fixed, batches, tmp_path)["val/threshold"] == pytest.approx(0.3)
+    with pytest.raises(LitNlpError, match="threshold"):
+        make_module("bert", multi_label=True, threshold=1.5)

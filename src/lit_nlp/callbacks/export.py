@@ -48,5 +48,7 @@ class HFExport(L.Callback):
         if not trainer.is_global_zero:
             return
         dm = trainer.datamodule
-        path = export_hf(pl_module.model, dm.tokenizer, dm.text_settings(), self.directory, state_dict=weights)
+        # the model's own settings too (classification: class weights, multi-label threshold)
+        settings = {**dm.text_settings(), **getattr(pl_module, "export_settings", dict)()}
+        path = export_hf(pl_module.model, dm.tokenizer, settings, self.directory, state_dict=weights)
         log.info("exported model to %s", path)

@@ -8,6 +8,7 @@ so a second run with the same settings only loads. `setup` loads the cache (ever
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,9 @@ from lit_nlp.data.cache import (
     tokenizer_files,
     write_splits,
 )
-from lit_nlp.data.cleaning import TextCleaner, drop_rows
+from lit_nlp.data.cleaning import TextCleaner, drop_rows, log_dropped
 from lit_nlp.data.io import load_hub_frames, read_table, require_columns
+from lit_nlp.data.labels import check_labels, rarest_label, read_label_columns, split_label_lists
 from lit_nlp.data.sampler import split_loader
 from lit_nlp.data.shapes import bucket_lengths, padded_length
 from lit_nlp.data.splits import carve_splits
@@ -39,7 +41,7 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 # Bump when the cached layout or preprocessing changes, so old caches are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def demo_file() -> str:
@@ -73,7 +75,12 @@ class ClassificationDataModule(L.LightningDataModule):
     (seeded, stratified); with `validation_file`/`test_file` those are used as given and any
     missing split is carved from train. `num_folds`/`fold` replace the validation split by
     fold `fold` of a stratified k-fold over the training rows; the test split stays outside.
-    The tokenizer source is handed in by `train()` (`tokenizer` config group).
+    Given validation/test files are scored as given (see `drop_rows`).
+    Labels: one per row in `label_column`; or a set per row (multi-label) as a
+    `label_separator`-separated list in `label_column`, or as several 0/1 `label_columns`.
+    `label_checks`: `error` stops on a label set that looks wrong (sentences, one value spelled
+    two ways), `warn` logs it and trains. The tokenizer source is handed in by `train()`
+    (`tokenizer` config group).
     """
 
     def __init__(
@@ -84,6 +91,7 @@ class ClassificationDataModule(L.LightningDataModule):
         format: str | None = None,
         encoding: str = "utf-8",
         quoting: str = "auto",
+        column_names: list[str] | None = None,
         hub_dataset: str | None = None,
         hub_subset: str | None = None,
         hub_splits: dict | None = None,
@@ -91,6 +99,9 @@ class ClassificationDataModule(L.LightningDataModule):
         text_pair_column: str | None = None,
         label_column: str = "label",
         label_names: list[str] | None = None,
+        label_separator: str | None = None,
+        label_columns: list[str] | None = None,
+        label_checks: str = "error",
         cleaning: TextCleaner | dict | None = None,
         val_ratio: float = 0.1,
         test_ratio: float = 0.1,
@@ -115,10 +126,15 @@ class ClassificationDataModule(L.LightningDataModule):
         self.cleaner = cleaning
         self.files = {"train": train_file, "validation": validation_file, "test": test_file}
         self.format, self.encoding, self.quoting = format, encoding, quoting
+        self.column_names = list(column_names) if column_names is not None else None
         self.hub_dataset, self.hub_subset = hub_dataset, hub_subset
         self.hub_splits = dict(hub_splits or {s: s for s in SPLITS})
         self.text_column, self.text_pair_column, self.label_column = text_column, text_pair_column, label_column
         self.label_names = list(label_names) if label_names else None
+        self.label_separator = label_separator
+        self.label_columns = list(label_columns) if label_columns else None
+        self.multi_label = bool(label_separator or label_columns)
+        self.label_checks = label_checks
         self.val_ratio, self.test_ratio = val_ratio, test_ratio
         self.num_folds, self.fold, self.seed = num_folds, fold, seed
         self.max_length = max_length
@@ -155,14 +171,23 @@ class ClassificationDataModule(L.LightningDataModule):
                             f"got fold={self.fold} num_folds={self.num_folds}")
         if self.max_length < 2:
             problems.append(f"data.max_length must be at least 2, got {self.max_length}")
+        if self.label_separator and self.label_columns:
+            problems.append("set data.label_separator (one column of label lists) or data.label_columns "
+                            "(0/1 columns), not both")
+        if self.label_columns and self.label_names:
+            problems.append("data.label_columns names the labels already; remove data.label_names")
+        if self.label_checks not in ("error", "warn"):
+            problems.append(f"data.label_checks must be error or warn, got {self.label_checks!r}")
         raise_if_any(problems)
 
     def _cache_key(self) -> str:
         settings = {
             "version": CACHE_VERSION, "files": file_fingerprints(self.files), "format": self.format, "encoding": self.encoding,
-            "quoting": self.quoting, "hub": [self.hub_dataset, self.hub_subset, self.hub_splits],
+            "quoting": self.quoting, "column_names": self.column_names,
+            "hub": [self.hub_dataset, self.hub_subset, self.hub_splits],
             "columns": [self.text_column, self.text_pair_column, self.label_column],
-            "label_names": self.label_names, "cleaning": self.cleaner.to_config(),
+            "label_names": self.label_names, "multi_label": [self.label_separator, self.label_columns],
+            "label_checks": self.label_checks, "cleaning": self.cleaner.to_config(),
             "split": [self.val_ratio, self.test_ratio, self.num_folds, self.fold, self.seed],
             "max_length": self.max_length, "tokenizer": self.tokenizer_source.cache_key(),
         }
@@ -178,8 +203,11 @@ class ClassificationDataModule(L.LightningDataModule):
 
     # ----------------------------------------------------------------- reading
     def _read_sources(self) -> dict[str, pd.DataFrame]:
-        columns = {"text_column": self.text_column, "text_pair_column": self.text_pair_column,
-                   "label_column": self.label_column}
+        columns = {"text_column": self.text_column, "text_pair_column": self.text_pair_column}
+        if self.label_columns:
+            columns.update({f"label_columns[{i}]": c for i, c in enumerate(self.label_columns)})
+        else:
+            columns["label_column"] = self.label_column
         frames = {}
         if self.hub_dataset:
             frames = load_hub_frames(self.hub_dataset, self.hub_subset, self.hub_splits)
@@ -188,7 +216,7 @@ class ClassificationDataModule(L.LightningDataModule):
         else:
             for split, path in self.files.items():
                 if path:
-                    frame = read_table(path, self.format, self.encoding, self.quoting)
+                    frame = read_table(path, self.format, self.encoding, self.quoting, self.column_names)
                     require_columns(frame, columns, str(path))
                     frames[split] = frame
         out = {}
@@ -196,8 +224,13 @@ class ClassificationDataModule(L.LightningDataModule):
             cols = {"text": frame[self.text_column]}
             if self.text_pair_column:
                 cols["text_pair"] = frame[self.text_pair_column]
-            cols["label"] = frame[self.label_column]
+            if not self.label_columns:
+                cols["label"] = frame[self.label_column]
             out[split] = pd.DataFrame({k: v.fillna("").astype(str) for k, v in cols.items()})
+            if self.label_columns:
+                out[split]["label"] = read_label_columns(frame, self.label_columns, self._source_name(split))
+            elif self.label_separator:
+                out[split]["label"] = split_label_lists(out[split]["label"], self.label_separator)
         return out
 
     def _source_name(self, split: str) -> str:
@@ -209,36 +242,67 @@ class ClassificationDataModule(L.LightningDataModule):
             for col in ("text", "text_pair"):
                 if col in frame:
                     frame[col] = frame[col].map(self.cleaner)
-            frame["label"] = frame["label"].str.strip()
+            if not self.multi_label:
+                frame["label"] = frame["label"].str.strip()
         before = {split: len(f) for split, f in frames.items()}
         key_cols = ["text", "text_pair"] if "text_pair" in frames["train"] else ["text"]
-        frames, dropped = drop_rows(frames, key_cols, self.cleaner)
+        # validation folds are drawn from training rows, so a validation file is one only without folds
+        eval_sources = {split: self._source_name(split) for split in frames
+                        if split == "test" or (split == "validation" and not self.num_folds)}
+        # a row without a label can be neither trained on nor scored (multi-label: no label is a label set)
+        gold = None if self.multi_label else {"label": "empty_label"}
+        frames, dropped = drop_rows(frames, key_cols, self.cleaner, gold_columns=gold, eval_splits=list(eval_sources))
         for split, frame in frames.items():
             if frame.empty:
                 raise LitNlpError(
                     f"{self._source_name(split)}: all {before[split]} rows have empty text in column "
                     f"'{self.text_column}' after cleaning; check data.text_column"
                 )
-        for key, count in dropped.items():
-            log.info("cleaning dropped %d rows (%s)", count, key)
+        log_dropped(dropped, eval_sources, before)
         return frames, dropped
 
-    def _label_ids(self, frames: dict[str, pd.DataFrame]) -> list[str]:
+    def _label_ids(self, frames: dict[str, pd.DataFrame]) -> tuple[list[str], list[str]]:
+        """Check the training labels, then map every split's labels to ids (multi-label: 0/1
+        vectors, with each row's rarest label in a `stratum` column for splitting). Returns the
+        label names and the notes to log."""
         train_labels = frames["train"]["label"]
-        names = self.label_names
+        if self.multi_label:
+            counts = Counter(lab for labels in train_labels for lab in labels)
+        else:
+            counts = Counter(train_labels)
+        column = ", ".join(self.label_columns) if self.label_columns else self.label_column
+        problems, notes = check_labels(counts, len(train_labels), self._source_name("train"), column,
+                                       self.multi_label)
+        if self.label_checks == "warn":
+            problems, notes = [], problems + notes
+        elif problems:
+            problems[-1] += " (data.label_checks=warn trains anyway)"
+        names = self.label_columns or self.label_names
         if names is None:
-            values = sorted(set(train_labels))
+            values = sorted(counts)
             # integer labels keep numeric order (2 before 10); others sort as text
             if all(v.lstrip("-").isdigit() for v in values):
                 values = sorted(values, key=int)
             names = values
-        problems = []
-        if len(set(train_labels)) < 2:
+        if not self.multi_label and len(counts) < 2:
             problems.append(f"{self._source_name('train')}: only one class ({train_labels.iloc[0]!r}) in "
                             f"column '{self.label_column}'; classification needs at least two")
+        if self.multi_label and not counts:
+            problems.append(f"{self._source_name('train')}: no row has a label in {column}; check "
+                            "data.label_separator / data.label_columns")
         index = {name: i for i, name in enumerate(names)}
         for split, frame in frames.items():
             labels = frame["label"]
+            if self.multi_label:
+                unseen = sorted({lab for row in labels for lab in row} - set(index))
+                if unseen:
+                    where = "training labels" if self.label_names is None else "data.label_names"
+                    problems.append(f"{self._source_name(split)}: labels {unseen[:5]} are not among the {where} "
+                                    f"{names}")
+                    continue
+                frame["stratum"] = rarest_label(labels, counts)
+                frame["label"] = labels.map(lambda row: [int(name in row) for name in names])
+                continue
             known = labels.isin(index)
             if not known.all() and self.label_names and labels.str.isdigit().all():
                 # integer ids given with names in config (e.g. GLUE's 0/1 with label_names)
@@ -253,11 +317,20 @@ class ClassificationDataModule(L.LightningDataModule):
                 continue
             frame["label"] = labels.map(index)
         raise_if_any(problems)
-        missing = set(range(len(names))) - set(frames["train"]["label"])
+        missing = [name for i, name in enumerate(names) if not self._label_count(frames["train"], i)]
         if missing:
-            raise LitNlpError(f"{self._source_name('train')}: labels {[names[i] for i in sorted(missing)]} "
-                              "from data.label_names never occur in training data")
-        return names
+            raise LitNlpError(f"{self._source_name('train')}: labels {missing} from "
+                              f"{'data.label_columns' if self.label_columns else 'data.label_names'} never occur "
+                              "in training data")
+        for note in notes:
+            log.warning("%s", note)
+        return names, notes
+
+    def _label_count(self, frame: pd.DataFrame, label_id: int) -> int:
+        """Rows of `frame` that carry label `label_id` (multi-label: among their labels)."""
+        if self.multi_label:
+            return int(sum(row[label_id] for row in frame["label"]))
+        return int((frame["label"] == label_id).sum())
 
     # ----------------------------------------------------------------- Lightning hooks
     def prepare_data(self) -> None:
@@ -273,8 +346,11 @@ class ClassificationDataModule(L.LightningDataModule):
             raise LitNlpError("no training split: set data.train_file or data.hub_splits.train")
         counts_read = {split: len(f) for split, f in raw.items()}
         frames, dropped = self._clean(raw)
-        label_names = self._label_ids(frames)
-        frames = carve_splits(frames, "label", self.val_ratio, self.test_ratio, self.seed, self.num_folds, self.fold)
+        label_names, label_notes = self._label_ids(frames)
+        stratum = "stratum" if self.multi_label else "label"
+        frames = carve_splits(frames, stratum, self.val_ratio, self.test_ratio, self.seed, self.num_folds, self.fold)
+        if self.multi_label:
+            frames = {split: frame.drop(columns="stratum") for split, frame in frames.items()}
         if tokenizer is None:
             train_texts = frames["train"]["text"].tolist()
             if "text_pair" in frames["train"]:
@@ -285,7 +361,11 @@ class ClassificationDataModule(L.LightningDataModule):
             "rows_read": counts_read,
             "rows": {split: len(f) for split, f in frames.items()},
             "dropped": dropped,
-            "label_counts": {split: f["label"].value_counts().sort_index().tolist() for split, f in frames.items()},
+            "multi_label": self.multi_label,
+            # rows per class; multi-label: rows that carry each label
+            "label_counts": {split: [self._label_count(f, i) for i in range(len(label_names))]
+                             for split, f in frames.items()},
+            "label_notes": label_notes,
             "cleaning": self.cleaner.to_config(),
         }
         write_splits(tmp, tokenizer, frames, self._encode, meta)
@@ -306,6 +386,8 @@ class ClassificationDataModule(L.LightningDataModule):
         log.info("data: %s rows (train/validation/test), labels %s, dropped by cleaning: %s",
                  "/".join(str(self.meta["rows"].get(s, 0)) for s in SPLITS), self.label_names_resolved,
                  self.meta["dropped"] or "none")
+        for note in self.meta.get("label_notes", []):  # again on a cache hit: the build's log may be gone
+            log.warning("%s", note)
 
     # ----------------------------------------------------------------- facts for the model
     @property
@@ -316,12 +398,16 @@ class ClassificationDataModule(L.LightningDataModule):
     def id2label(self) -> dict[int, str]:
         return dict(enumerate(self.meta["label_names"]))
 
-    main_metric = "val/acc"
+    @property
+    def main_metric(self) -> str:
+        return "val/f1_micro" if self.multi_label else "val/acc"
 
     def model_facts(self) -> dict:
-        """Run-time facts `train()` hands to the model."""
+        """Run-time facts `train()` hands to the model (the training label counts feed
+        `model.class_weights=balanced`)."""
         return {"label_names": self.meta["label_names"], "vocab_size": len(self.tokenizer),
-                "pad_token_id": self.tokenizer.pad_token_id}
+                "pad_token_id": self.tokenizer.pad_token_id, "multi_label": self.multi_label,
+                "label_counts": self.meta["label_counts"]["train"], "train_rows": self.meta["rows"]["train"]}
 
     def report(self) -> dict:
         return data_report(self.meta)
@@ -348,6 +434,7 @@ class ClassificationDataModule(L.LightningDataModule):
             "text_column": self.text_column,
             "text_pair_column": self.text_pair_column,
             "label_names": self.meta["label_names"],
+            "multi_label": self.multi_label,
         }
 
     def state_dict(self) -> dict:

@@ -9,6 +9,7 @@ and stemming produces word pieces the tokenizer never saw in pretraining. They a
 from __future__ import annotations
 
 import html
+import logging
 import re
 import unicodedata
 from typing import Callable, Sequence
@@ -16,6 +17,8 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from lit_nlp.errors import LitNlpError
+
+log = logging.getLogger(__name__)
 
 _TAG = re.compile(r"<[^>]{1,200}>")
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
@@ -82,7 +85,8 @@ class TextCleaner:
     (e.g. `{urls: {token: "[link]"}}`). `lowercase` is `auto` (lowercase when the tokenizer
     is uncased: decided by the data module once the tokenizer exists), `true` or `false`;
     it is applied after the listed steps unless `lowercase` is itself listed.
-    The `drop_*` flags act on rows (see `drop_rows`).
+    The `drop_*` flags act on training rows, and on given validation/test files only with
+    `filter_eval_files` (see `drop_rows`).
     """
 
     def __init__(
@@ -92,10 +96,12 @@ class TextCleaner:
         drop_empty: bool = True,
         drop_duplicates: bool = True,
         drop_leakage: bool = True,
+        filter_eval_files: bool = False,
     ):
         self.drop_empty = drop_empty
         self.drop_duplicates = drop_duplicates
         self.drop_leakage = drop_leakage
+        self.filter_eval_files = filter_eval_files
         self.steps = [self._normalize_item(item) for item in steps]
         problems = [f"unknown cleaning step '{name}'" for name, _ in self.steps if name not in STEPS]
         if lowercase not in (True, False, "auto"):
@@ -142,45 +148,78 @@ class TextCleaner:
             "drop_empty": self.drop_empty,
             "drop_duplicates": self.drop_duplicates,
             "drop_leakage": self.drop_leakage,
+            "filter_eval_files": self.filter_eval_files,
         }
 
 
 def drop_rows(splits: dict, key_columns: list[str], cleaner: TextCleaner,
-              required_columns: list[str] | None = None, drop_conflicts: bool = True) -> tuple[dict, dict]:
-    """Drop, per split: rows with an empty `required_columns` value (default: the first key
-    column); exact duplicates (after the first); with `drop_conflicts`, every copy of a text
-    that occurs with different labels (its gold label is ambiguous; off for generation, where
-    one source may have several references); and rows whose key text already occurs in an
-    earlier split (so validation/test never score text seen in training). With texts unique
-    per split, splits carved out of train later cannot share text either.
+              required_columns: list[str] | None = None, gold_columns: dict[str, str] | None = None,
+              drop_conflicts: bool = True, eval_splits: Sequence[str] = ()) -> tuple[dict, dict]:
+    """Drop rows, per split, and count each by reason.
+
+    Training rows are dropped when a `required_columns` value is empty (default: the first key
+    column; `empty`), as exact duplicates after the first (`duplicate`), with `drop_conflicts`
+    as every copy of a text that occurs with different labels (its gold label is ambiguous;
+    off for generation, where one source may have several references: `conflicting_labels`),
+    and when their key text already occurs in an earlier split or in an evaluation file
+    (`leakage`). With texts unique per split, splits carved out of train later cannot share
+    text either.
+
+    `eval_splits` names the splits read from evaluation files (a given validation or test
+    file): those are scored as given, so duplicates, conflicts and text shared with training
+    stay in them and leakage is removed from the training side instead; SQuAD's dev set keeps
+    all its 10,570 questions. `cleaner.filter_eval_files` filters them like training rows.
+    A row whose `gold_columns` value is empty ({column: reason}) cannot be trained on or
+    scored and is dropped from every split, evaluation files included.
 
     `splits` maps split name -> DataFrame of cleaned text (+ label), in priority order (train
     first). Returns the filtered frames and `{"<split>/<reason>": count}` of the rows dropped.
     """
     dropped: dict[str, int] = {}
-    seen: set = set()
-    out = {}
+    whole = set() if cleaner.filter_eval_files else set(eval_splits)
+    keys = {name: frame[key_columns].astype(str).agg("\x1f".join, axis=1) for name, frame in splits.items()}
+    keep = {name: pd.Series(True, index=frame.index) for name, frame in splits.items()}
+
+    def drop(name: str, reason: str, mask: pd.Series) -> None:
+        dropped[f"{name}/{reason}"] = int((keep[name] & mask).sum())
+        keep[name] &= ~mask
+
     for name, frame in splits.items():
-        keys = frame[key_columns].astype(str).agg("\x1f".join, axis=1)
-        keep = pd.Series(True, index=frame.index)
-
-        def drop(reason: str, mask: pd.Series) -> None:
-            nonlocal keep
-            dropped[f"{name}/{reason}"] = int((keep & mask).sum())
-            keep = keep & ~mask
-
+        for column, reason in (gold_columns or {}).items():
+            drop(name, reason, frame[column].str.len() == 0)
+    # text of the evaluation files kept whole: training rows must not repeat it
+    eval_keys = set().union(*(set(keys[name][keep[name]]) for name in splits if name in whole))
+    seen: set = set()
+    for name, frame in splits.items():
+        if name in whole:
+            continue
         if cleaner.drop_empty:
             empty = pd.Series(False, index=frame.index)
             for column in required_columns or key_columns[:1]:
                 empty |= frame[column].str.len() == 0
-            drop("empty", empty)
+            drop(name, "empty", empty)
         if cleaner.drop_duplicates:
-            drop("duplicate", frame.duplicated())
+            drop(name, "duplicate", frame.duplicated())
             if drop_conflicts:
-                kept_keys = keys.where(keep)
-                drop("conflicting_labels", kept_keys.notna() & kept_keys.duplicated(keep=False))
-        if cleaner.drop_leakage and seen:
-            drop("leakage", keys.isin(seen))
-        out[name] = frame[keep].reset_index(drop=True)
-        seen.update(keys[keep])
+                kept_keys = keys[name].where(keep[name])
+                drop(name, "conflicting_labels", kept_keys.notna() & kept_keys.duplicated(keep=False))
+        if cleaner.drop_leakage and (seen or eval_keys):
+            drop(name, "leakage", keys[name].isin(seen | eval_keys))
+        seen.update(keys[name][keep[name]])
+    out = {name: frame[keep[name]].reset_index(drop=True) for name, frame in splits.items()}
     return out, {k: v for k, v in dropped.items() if v}
+
+
+def log_dropped(dropped: dict, eval_sources: dict[str, str], read: dict[str, int]) -> None:
+    """Log what `drop_rows` dropped; a row removed from an evaluation file is a warning that
+    names the file, since the score is then not over the whole file, and so is a training row
+    without a label."""
+    for key, count in dropped.items():
+        split, reason = key.split("/", 1)
+        if split in eval_sources:
+            log.warning("%d of the %d rows of the evaluation file %s were removed (%s): the %s score is not "
+                        "over the whole file", count, read[split], eval_sources[split], reason, split)
+        elif reason in ("empty_label", "empty_target"):  # a file problem rather than a cleaning choice
+            log.warning("%d of the %d %s rows have no %s and were dropped", count, read[split], split, reason[6:])
+        else:
+            log.info("cleaning dropped %d %s rows (%s)", count, split, reason)

@@ -32,7 +32,7 @@ from lit_nlp.data.cache import (
     tokenizer_files,
     write_splits,
 )
-from lit_nlp.data.cleaning import TextCleaner, drop_rows
+from lit_nlp.data.cleaning import TextCleaner, drop_rows, log_dropped
 from lit_nlp.data.io import load_hub_frames, read_table, require_columns
 from lit_nlp.data.sampler import split_loader
 from lit_nlp.data.shapes import bucket_lengths, padded_length
@@ -44,7 +44,7 @@ from lit_nlp.errors import LitNlpError, raise_if_any
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 # padding value of labels: ignored by the cross-entropy loss of every HF seq2seq model
 LABEL_PAD = -100
 
@@ -119,6 +119,7 @@ class Seq2SeqDataModule(L.LightningDataModule):
         format: str | None = None,
         encoding: str = "utf-8",
         quoting: str = "auto",
+        column_names: list[str] | None = None,
         hub_dataset: str | None = None,
         hub_subset: str | None = None,
         hub_splits: dict | None = None,
@@ -149,6 +150,7 @@ class Seq2SeqDataModule(L.LightningDataModule):
         self.cleaner = cleaning if isinstance(cleaning, TextCleaner) else TextCleaner(**(cleaning or {}))
         self.files = {"train": train_file, "validation": validation_file, "test": test_file}
         self.format, self.encoding, self.quoting = format, encoding, quoting
+        self.column_names = list(column_names) if column_names is not None else None
         self.hub_dataset, self.hub_subset = hub_dataset, hub_subset
         self.hub_splits = dict(hub_splits or {s: s for s in SPLITS})
         self.source_template, self.target_column = source_template, target_column
@@ -194,7 +196,8 @@ class Seq2SeqDataModule(L.LightningDataModule):
                 raise LitNlpError("the data module has no tokenizer source; pass tokenizer=...")
             settings = {
                 "version": CACHE_VERSION, "files": file_fingerprints(self.files), "format": self.format, "encoding": self.encoding,
-                "quoting": self.quoting, "hub": [self.hub_dataset, self.hub_subset, self.hub_splits],
+                "quoting": self.quoting, "column_names": self.column_names,
+                "hub": [self.hub_dataset, self.hub_subset, self.hub_splits],
                 "template": self.source_template, "target": self.target_column,
                 "references": self.references_column, "truncate": self.truncate_column,
                 "cleaning": self.cleaner.to_config(), "split": [self.val_ratio, self.test_ratio, self.seed],
@@ -218,7 +221,7 @@ class Seq2SeqDataModule(L.LightningDataModule):
             for split, path in self.files.items():
                 if path:
                     frames[split] = (read_squad(path, self.encoding) if self.format == "squad"
-                                     else read_table(path, self.format, self.encoding, self.quoting))
+                                     else read_table(path, self.format, self.encoding, self.quoting, self.column_names))
         for split, frame in frames.items():
             require_columns(frame, needed, str(self.files.get(split) or f"{self.hub_dataset} {split}"),
                             hint="fix data.source_template / data.target_column / data.references_column")
@@ -253,14 +256,15 @@ class Seq2SeqDataModule(L.LightningDataModule):
         if self.max_rows:
             raw = {s: f.iloc[: self.max_rows] for s, f in raw.items()}
         rows_read = {s: len(f) for s, f in raw.items()}
+        eval_sources = {s: str(self.files.get(s) or f"{self.hub_dataset} {s}") for s in raw if s != "train"}
         frames, dropped = drop_rows({s: self._rows(f) for s, f in raw.items()}, ["source"], self.cleaner,
-                                    required_columns=self.fields + ["target"], drop_conflicts=False)
+                                    required_columns=self.fields, gold_columns={"target": "empty_target"},
+                                    drop_conflicts=False, eval_splits=list(eval_sources))
         for split, frame in frames.items():
             if frame.empty:
                 raise LitNlpError(f"{self.files.get(split) or split}: all {rows_read[split]} rows have an empty "
                                   f"template field or target ({', '.join(self.fields)}, {self.target_column})")
-        for key, count in dropped.items():
-            log.info("cleaning dropped %d rows (%s)", count, key)
+        log_dropped(dropped, eval_sources, rows_read)
         # random (unstratified) splits: a generated text has no class to balance
         frames = carve_splits(frames, None, self.val_ratio, self.test_ratio, self.seed)
         if tokenizer is None:

@@ -26,7 +26,7 @@ from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from lit_nlp.errors import LitNlpError
+from lit_nlp.errors import LitNlpError, user_error
 from lit_nlp.run_dir import METRICS_FILE, RESUME_OVERRIDABLE, SAVED_CONFIG, flatten
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ def sweep_job(task: Callable[[DictConfig], float | None]) -> Callable[[DictConfi
                 log.info("job %s pruned: %s", job_dir.name, err)
                 _write_json(job_dir / PRUNED_FILE, {"reason": str(err)})
                 return None
+            err = user_error(err) or err  # the project's own error, not Hydra's wrapper around it
             line = error_line(err)
             # a user error is its message; anything else keeps its traceback in the job's log
             log.error("job %s failed: %s", job_dir.name, line, exc_info=not isinstance(err, LitNlpError))

@@ -1,0 +1,52 @@
+"""Types and ranges of the config keys users type most, checked before anything is built:
+`model.optimizer.lr=abc` would otherwise reach AdamW and end in a torch traceback, and
+`data.batch_size=0` in a DataLoader's. Every problem is collected and reported in one line."""
+
+from __future__ import annotations
+
+import math
+
+from omegaconf import DictConfig, OmegaConf
+
+from lit_nlp.errors import raise_if_any
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(value) -> bool:
+    # an int, as Hydra reads `32`; `32.0` would reach the DataLoader as a float and fail there
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# key -> (test, what it must be); a key that the composed config lacks or sets to null is skipped
+CHECKS = {
+    "seed": (_whole, "a whole number"),
+    "model.optimizer.lr": (lambda v: _number(v) and v > 0, "a positive number (e.g. 5e-5)"),
+    "model.optimizer.weight_decay": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "model.scheduler.warmup_ratio": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "model.threshold": (lambda v: _number(v) and 0 < v < 1, "a number between 0 and 1"),
+    "data.batch_size": (lambda v: _whole(v) and v >= 1, "a whole number >= 1"),
+    "data.eval_batch_size": (lambda v: _whole(v) and v >= 1, "a whole number >= 1"),
+    "data.max_length": (lambda v: _whole(v) and v >= 2, "a whole number >= 2"),
+    "data.max_source_length": (lambda v: _whole(v) and v >= 2, "a whole number >= 2"),
+    "data.max_target_length": (lambda v: _whole(v) and v >= 1, "a whole number >= 1"),
+    "data.val_ratio": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "data.test_ratio": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "data.num_workers": (lambda v: _whole(v) and v >= 0, "a whole number >= 0"),
+    "trainer.max_epochs": (lambda v: _whole(v) and v >= -1, "a whole number (-1: no limit)"),
+    "trainer.max_steps": (lambda v: _whole(v) and v >= -1, "a whole number (-1: no limit)"),
+    "trainer.accumulate_grad_batches": (lambda v: _whole(v) and v >= 1, "a whole number >= 1"),
+    "trainer.gradient_clip_val": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+}
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise one LitNlpError naming every key above whose value is of the wrong type or range."""
+    problems = []
+    for key, (test, expected) in CHECKS.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not test(value):
+            problems.append(f"{key} must be {expected}, got {value!r}")
+    raise_if_any(problems, prefix="config: ")
