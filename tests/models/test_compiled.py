@@ -68,9 +68,10 @@ def test_static_batch_gives_the_dynamic_batch_loss_and_metrics():
     static = collate_full_batch(features, lambda f: pad_batch(f, 0, buckets=[16]), rows=8)
     assert static["input_ids"].shape == (8, 16)
     with torch.no_grad():
-        a, b = module._run(dynamic), module._run(static)
-    assert b.loss.item() == pytest.approx(a.loss.item(), abs=1e-5)
-    assert torch.allclose(a.logits, b.logits[:5], atol=1e-5)
+        a, b = module(dynamic), module(static)
+        loss_a, loss_b = module._loss(a, dynamic["labels"]), module._loss(b, static["labels"])
+    assert loss_b.item() == pytest.approx(loss_a.item(), abs=1e-5)
+    assert torch.allclose(a, b[:5], atol=1e-5)
     for batch in (dynamic, static):
         module._eval_step(batch, "val")
     # both updates counted 5 rows each: 10, not 13
@@ -119,9 +120,9 @@ def test_static_shapes_bound_the_compiled_graphs():
         features = rows([max(1, longest - i % 3) for i in range(3 if step == 11 else 8)])
         batch = collate_full_batch(features, lambda f: pad_batch(f, 0, buckets=buckets), rows=8)
         shapes.add(tuple(batch["input_ids"].shape))
-        module._run(batch).loss.backward()
+        module._loss(module(batch), batch["labels"]).backward()
     with torch.no_grad():
-        module._run(batch)
+        module(batch)
     assert {s[0] for s in shapes} == {8} and len(shapes) == 4
     assert _graphs() - before <= 3
     assert module._compiled.eager_shapes == set()
