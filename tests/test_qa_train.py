@@ -114,6 +114,18 @@ def test_predict_from_run_dir_last_ckpt_and_export(trained, held_out):
     assert sum(a["answer"] == b["answer"] for a, b in zip(results["last.ckpt"], results["export"])) >= 10
 
 
+def test_static_shapes_prediction_agrees(trained, held_out):
+    """Windows padded to the buckets and batches filled with copies (not decoded): the same
+    answers and scores as the plain path, in batches of 5 (the last one short)."""
+    run, _ = trained
+    questions, contexts = [q["question"] for q in held_out], [q["context"] for q in held_out]
+    plain = load_predictor(run).predict(questions, contexts, batch_size=5)
+    static = load_predictor(run, static_shapes=True).predict(questions, contexts, batch_size=5)
+    for a, b in zip(plain, static):
+        assert (a["answer"], a["start"], a["end"]) == (b["answer"], b["start"], b["end"])
+        assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+
+
 def test_predict_cli(trained, held_out, tmp_path):
     run = trained[0]
     row = held_out[0]

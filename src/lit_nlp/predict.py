@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import inspect
 import json
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -25,21 +26,46 @@ from lit_nlp.data.cleaning import TextCleaner
 from lit_nlp.data.extractive_qa import collate_qa, encode_windows, question_too_long
 from lit_nlp.data.io import read_table, require_columns
 from lit_nlp.data.seq2seq import encode_sources, pad_seq2seq, template_fields
+from lit_nlp.data.shapes import bucket_lengths, fill_rows
 from lit_nlp.errors import LitNlpError
+from lit_nlp.models.compiled import compile_for
 from lit_nlp.models.span_decoding import QuestionAnswers, decode_batch
+
+log = logging.getLogger(__name__)
 
 
 def _device(device: str) -> torch.device:
     return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
 
 
+class BatchShapes:
+    """How a predictor runs its batches: the model eagerly with dynamic padding, or compiled
+    (`compile=`), and then, where it replays CUDA graphs or `static_shapes` asks for it, padded
+    to the training run's bucket lengths and filled to the batch size (data/shapes.py)."""
+
+    def __init__(self, model, device: torch.device, max_length: int, length_buckets: int = 8,
+                 compile: bool | dict = False, static_shapes: bool | None = None):
+        self.call = compile_for(model, compile, device.type) or model
+        graphs = bool(getattr(self.call, "cuda_graphs", False))
+        self.static = graphs if static_shapes is None else static_shapes
+        self.buckets = bucket_lengths(max_length, length_buckets) if self.static else None
+
+    def rows(self, features: list[dict], batch_size: int) -> list[dict]:
+        """`features` filled up to the batch size with copies (only their first len(features)
+        outputs are read), when shapes are static."""
+        return fill_rows(features, batch_size) if self.static else features
+
+
 class Predictor:
     """A model, its tokenizer and its text settings (cleaning, max length, labels; multi-label:
     the decision threshold)."""
 
-    def __init__(self, model, tokenizer, settings: dict, device: str = "auto"):
+    def __init__(self, model, tokenizer, settings: dict, device: str = "auto", compile: bool | dict = False,
+                 static_shapes: bool | None = None):
         self.device = _device(device)
         self.model = model.to(self.device).eval()
+        self.shapes = BatchShapes(self.model, self.device, settings["max_length"], settings.get("length_buckets", 8),
+                                  compile, static_shapes)
         self.tokenizer = tokenizer
         self.settings = settings
         self.cleaner = TextCleaner(**settings["cleaning"])
@@ -64,9 +90,10 @@ class Predictor:
             enc = tokenize(self.tokenizer, [cleaned[i] for i in idx],
                            [cleaned_pairs[i] for i in idx] if cleaned_pairs else None, self.settings["max_length"])
             rows = [{k: enc[k][j] for k in enc} for j in range(len(idx))]
-            batch = pad_batch(rows, self.tokenizer.pad_token_id)
+            batch = pad_batch(self.shapes.rows(rows, batch_size), self.tokenizer.pad_token_id,
+                              buckets=self.shapes.buckets)
             batch = {k: v.to(self.device) for k, v in batch.items() if k in self._forward_keys}
-            logits = self.model(**batch).logits.float()
+            logits = self.shapes.call(**batch).logits[:len(idx)].float()
             out = (logits.sigmoid() if self.multi_label else logits.softmax(-1)).cpu()
             for j, i in enumerate(idx):
                 probs[i] = out[j]
@@ -86,9 +113,13 @@ class Seq2SeqPredictor:
     """A seq2seq model with its template, cleaning and generation settings (the model's
     generation_config, as saved by training)."""
 
-    def __init__(self, model, tokenizer, settings: dict, device: str = "auto"):
+    def __init__(self, model, tokenizer, settings: dict, device: str = "auto", compile: bool | dict = False,
+                 static_shapes: bool | None = None):
         self.device = _device(device)
         self.model = model.to(self.device).eval()
+        if compile or static_shapes:
+            # generate() calls the model with a new length at every token: it runs eagerly
+            log.warning("compile=/static_shapes= do not apply to seq2seq prediction (generation runs eagerly)")
         self.tokenizer = tokenizer
         self.settings = settings
         self.cleaner = TextCleaner(**settings["cleaning"])
@@ -128,9 +159,12 @@ class SpanQAPredictor:
     """An extractive QA model with its windowing and decoding settings: the answer to a
     question is the best span of its context, found and scored as in validation."""
 
-    def __init__(self, model, tokenizer, settings: dict, device: str = "auto"):
+    def __init__(self, model, tokenizer, settings: dict, device: str = "auto", compile: bool | dict = False,
+                 static_shapes: bool | None = None):
         self.device = _device(device)
         self.model = model.to(self.device).eval()
+        self.shapes = BatchShapes(self.model, self.device, settings["max_length"], settings.get("length_buckets", 8),
+                                  compile, static_shapes)
         self.tokenizer = tokenizer
         self.settings = settings
         self._forward_keys = set(inspect.signature(self.model.forward).parameters)
@@ -155,11 +189,14 @@ class SpanQAPredictor:
         order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            batch = collate_qa([features[i] for i in idx], self.tokenizer.pad_token_id)
+            batch = collate_qa(self.shapes.rows([features[i] for i in idx], batch_size), self.tokenizer.pad_token_id,
+                               buckets=self.shapes.buckets)
             inputs = {k: batch[k].to(self.device) for k in keys if k in self._forward_keys}
-            out = self.model(**inputs)
-            decoded = decode_batch(out.start_logits, out.end_logits, batch, s["max_answer_length"], s["n_best"],
-                                   s["align_to_words"])
+            out = self.shapes.call(**inputs)
+            n = len(idx)  # filler copies past the real windows are not decoded
+            real = {k: v[:n] for k, v in batch.items() if isinstance(v, (list, torch.Tensor))}
+            decoded = decode_batch(out.start_logits[:n], out.end_logits[:n], real, s["max_answer_length"],
+                                   s["n_best"], s["align_to_words"])
             for i, (answers, no_answer) in zip(idx, decoded):
                 questions_answers[windows["example"][i]].add_window(answers, no_answer)
         return [q.best(s["n_best"], s["unanswerable"]) for q in questions_answers]
@@ -193,13 +230,13 @@ TASKS = {
 }
 
 
-def _from_export(path: Path, device: str):
+def _from_export(path: Path, device: str, **speed):
     settings = json.loads((path / SETTINGS_FILE).read_text())
     auto_class, _, predictor = TASKS[settings["task"]]
-    return predictor(auto_class.from_pretrained(path), AutoTokenizer.from_pretrained(path), settings, device)
+    return predictor(auto_class.from_pretrained(path), AutoTokenizer.from_pretrained(path), settings, device, **speed)
 
 
-def _from_checkpoint(path: Path, device: str):
+def _from_checkpoint(path: Path, device: str, **speed):
     from hydra.utils import get_class
 
     try:
@@ -219,7 +256,7 @@ def _from_checkpoint(path: Path, device: str):
         for name, text in state["tokenizer_files"].items():
             (Path(tmp) / name).write_text(text)
         tokenizer = AutoTokenizer.from_pretrained(tmp)
-    return predictor(module.model, tokenizer, settings, device)
+    return predictor(module.model, tokenizer, settings, device, **speed)
 
 
 def find_checkpoint(run_dir: Path) -> Path | None:
@@ -231,22 +268,26 @@ def find_checkpoint(run_dir: Path) -> Path | None:
     return ckpts / "last.ckpt" if (ckpts / "last.ckpt").is_file() else None
 
 
-def load_predictor(model_path: str | Path, device: str = "auto") -> Predictor | Seq2SeqPredictor | SpanQAPredictor:
-    """`model_path`: an export folder, a run dir (its export, else its best checkpoint) or a .ckpt."""
+def load_predictor(model_path: str | Path, device: str = "auto", compile: bool | dict = False,
+                   static_shapes: bool | None = None) -> Predictor | Seq2SeqPredictor | SpanQAPredictor:
+    """`model_path`: an export folder, a run dir (its export, else its best checkpoint) or a .ckpt.
+    `compile`: as `model.compile` in training (on a GPU: CUDA graphs, with static shapes);
+    `static_shapes`: force them on or off (None: with CUDA graphs). See BatchShapes."""
+    speed = {"compile": compile, "static_shapes": static_shapes}
     path = Path(model_path).expanduser()
     if not path.exists():
         raise LitNlpError(f"model_path not found: {path}")
     if path.is_file():
         if path.suffix != ".ckpt":
             raise LitNlpError(f"model_path {path} is a file but not a .ckpt; pass a run dir, export dir or .ckpt")
-        return _from_checkpoint(path, device)
+        return _from_checkpoint(path, device, **speed)
     if (path / SETTINGS_FILE).is_file():
-        return _from_export(path, device)
+        return _from_export(path, device, **speed)
     if (path / "export" / SETTINGS_FILE).is_file():
-        return _from_export(path / "export", device)
+        return _from_export(path / "export", device, **speed)
     ckpt = find_checkpoint(path)
     if ckpt is not None:
-        return _from_checkpoint(ckpt, device)
+        return _from_checkpoint(ckpt, device, **speed)
     raise LitNlpError(f"{path} holds no export/ ({SETTINGS_FILE}) and no checkpoints/*.ckpt; "
                       "pass a run dir written by train.py, its export/ or a .ckpt")
 
@@ -290,6 +331,7 @@ OPTIONS = {
     "output": "write predictions to this .csv or .jsonl (default: print them)",
     "batch_size": "texts per batch (default 32)",
     "device": "auto | cpu | cuda | cuda:1 (default auto)",
+    "compile": "true: compile the model as model.compile=true trains it (on a GPU: CUDA graphs, static shapes)",
     "threshold": "multi-label: predict a label from this probability on (default: the model's own)",
 }
 
@@ -365,7 +407,10 @@ def run(argv: list[str]) -> list[dict]:
     """predict.py's command line: key=value arguments (see OPTIONS)."""
     args = parse_args(argv)
     transformers.utils.logging.disable_progress_bar()  # per-file "Loading weights" bars
-    predictor = load_predictor(args["model_path"], args.get("device", "auto"))
+    compile = args.get("compile", "false").lower()
+    if compile not in ("true", "false"):
+        raise LitNlpError(f"compile must be true or false, got {args['compile']!r}")
+    predictor = load_predictor(args["model_path"], args.get("device", "auto"), compile=compile == "true")
     if isinstance(predictor, SpanQAPredictor):
         return _run_qa(predictor, args)
     if args["question"]:

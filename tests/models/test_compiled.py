@@ -201,14 +201,6 @@ class Tanh(Relu):
         return self.layer(x).tanh()
 
 
-class Holder(torch.nn.Module):
-    """What compile_for needs of a task module: `.model`."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-
 def test_each_new_model_compiles_even_after_others_in_the_process():
     """Sweep jobs, benchmark levers and the GPU check's canaries build one model after another in
     one process. Dynamo keeps compiled code per code object, and Hugging Face models share the
@@ -225,7 +217,7 @@ def test_each_new_model_compiles_even_after_others_in_the_process():
 
     per_model = []
     for model, shapes in ((Relu(), 6), (Tanh(), 4)):
-        call = compile_for(Holder(model), {"backend": counting, "dynamic": False})
+        call = compile_for(model, {"backend": counting, "dynamic": False}, "cpu")
         before = len(compiled)
         for n in range(1, shapes + 1):
             call(x=torch.randn(n, 4))

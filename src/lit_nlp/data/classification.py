@@ -145,6 +145,7 @@ class ClassificationDataModule(L.LightningDataModule):
         self.pad_to_multiple_of = pad_to_multiple_of
         # static shapes (data/shapes.py): lengths padded up to a bucket, short batches filled
         self.static_shapes = bool(static_shapes)
+        self.length_buckets = length_buckets
         self.buckets = bucket_lengths(max_length, length_buckets) if self.static_shapes else None
         self.cache_dir = Path(cache_dir)
         self.tokenizer_source = tokenizer
@@ -435,6 +436,7 @@ class ClassificationDataModule(L.LightningDataModule):
             "text_pair_column": self.text_pair_column,
             "label_names": self.meta["label_names"],
             "multi_label": self.multi_label,
+            "length_buckets": self.length_buckets,  # predict's static shapes, as in training
         }
 
     def state_dict(self) -> dict:

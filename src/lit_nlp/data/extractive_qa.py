@@ -251,6 +251,7 @@ class ExtractiveQADataModule(L.LightningDataModule):
         self.group_by_length, self.pad_to_multiple_of = group_by_length, pad_to_multiple_of
         # static shapes (data/shapes.py): windows padded up to a bucket, short batches filled
         self.static_shapes = bool(static_shapes)
+        self.length_buckets = length_buckets
         self.buckets = bucket_lengths(max_length, length_buckets) if self.static_shapes else None
         self.cache_dir = Path(cache_dir)
         self.tokenizer_source = tokenizer
@@ -473,7 +474,8 @@ class ExtractiveQADataModule(L.LightningDataModule):
         return {"task": "extractive_qa", "question_column": self.columns["question"],
                 "context_column": self.columns["context"], "max_length": self.max_length,
                 "doc_stride": self.doc_stride, "max_answer_length": self.max_answer_length, "n_best": self.n_best,
-                "unanswerable": self.allow_unanswerable, "align_to_words": self.align_to_words}
+                "unanswerable": self.allow_unanswerable, "align_to_words": self.align_to_words,
+                "length_buckets": self.length_buckets}
 
     def state_dict(self) -> dict:
         return {"text_settings": self.text_settings(), "tokenizer_files": tokenizer_files(self.cache_path / "tokenizer")}

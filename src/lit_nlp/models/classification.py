@@ -37,7 +37,7 @@ from lit_nlp.models.backbones import (
     model_from_config_dict,
     plain_config,
 )
-from lit_nlp.models.compiled import compile_for
+from lit_nlp.models.compiled import compile_for, module_device_type
 from lit_nlp.models.optim import build_optimization
 
 # Labels the loss and the metrics skip: the data module's collator may append filler rows
@@ -328,7 +328,7 @@ class ClassificationModule(L.LightningModule):
         # here rather than in __init__: Lightning calls this in fit/validate/test (once the
         # device is known), while predict.py rebuilds the module and decides itself
         if getattr(self, "_compiled", None) is None:
-            self._compiled = compile_for(self, self.hparams.get("compile"))
+            self._compiled = compile_for(self.model, self.hparams.get("compile"), module_device_type(self))
 
     def configure_optimizers(self):
         return build_optimization(self.model, self.hparams.optimizer, self.hparams.scheduler,

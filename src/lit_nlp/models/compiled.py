@@ -117,9 +117,9 @@ def eager_generation():
     return nullcontext()
 
 
-def compile_for(module, compile: bool | dict | None) -> CompiledModel | None:
-    """`module.model` compiled for `module`'s device as `compile` says, or None (eager)."""
-    device_type = module_device_type(module)
+def compile_for(model: nn.Module, compile: bool | dict | None, device_type: str) -> CompiledModel | None:
+    """`model` compiled for `device_type` as `compile` says (a task module's `model.compile`,
+    predict.py's `compile=`), or None (eager)."""
     options = compile_options(compile, device_type)
     if options is None:
         return None
@@ -133,4 +133,4 @@ def compile_for(module, compile: bool | dict | None) -> CompiledModel | None:
     import torch._dynamo
 
     torch._dynamo.reset()
-    return CompiledModel(module.model, options, device_type)
+    return CompiledModel(model, options, device_type)
