@@ -71,6 +71,7 @@ def test_grid_sweep_writes_a_run_dir_and_a_row_per_job(grid):
         stored = metrics_of(grid / row["job"])
         assert row["objective"] == pytest.approx(stored["val/acc_best"])
         assert row["test/acc"] == pytest.approx(stored["test/acc"])
+    assert (grid / "sweep_objective.png").stat().st_size > 0  # drawn when the sweep ended
     md = (grid / "summary.md").read_text()
     assert "4 jobs: 4 ok" in md and md.count("| ok |") == 4 and md.count("**best**") == 1
 
@@ -182,6 +183,7 @@ def test_optuna_three_trials(tmp_path, data, monkeypatch):
     assert summary["model.optimizer.lr"].between(1e-5, 1e-3).all()
     assert set(summary["data.batch_size"]) <= {16, 32}
     assert summary["best"].sum() == 1
+    assert (sweep / "sweep_objective.png").stat().st_size > 0
     results = OmegaConf.load(sweep / "optimization_results.yaml")
     assert results.best_value == pytest.approx(summary["objective"].max())
 

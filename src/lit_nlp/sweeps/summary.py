@@ -66,6 +66,7 @@ class SweepSummary(Callback):
         if not sweep_dir.is_dir():
             return
         path = write_summary(sweep_dir)
+        _draw_objective(sweep_dir)
         jobs = _read_jobs(sweep_dir)
         failed = [j for j in jobs if j["status"] not in ("ok", "pruned")]
         if failed:
@@ -73,6 +74,19 @@ class SweepSummary(Callback):
                         ", ".join(j["job"] for j in failed), path.with_suffix(".md"))
         else:
             log.info("all %d jobs finished; summary: %s", len(jobs), path.with_suffix(".md"))
+
+
+def _draw_objective(sweep_dir: Path) -> None:
+    """`sweep_objective.png` once the sweep ends (not after every job: matplotlib is slow to start
+    and the summary is what a running sweep needs). A plot is never worth failing a finished sweep,
+    so a drawing error is logged; `python -m lit_nlp.plots <sweep dir>` draws it again."""
+    from lit_nlp.plots import plot_sweep
+
+    try:
+        log.info("objective plot: %s", plot_sweep(sweep_dir))
+    except Exception as err:  # noqa: BLE001
+        log.warning("could not draw the sweep's objective plot (%s: %s); "
+                    "redraw it with python -m lit_nlp.plots %s", type(err).__name__, err, sweep_dir)
 
 
 def _parse_overrides(lines: list[str]) -> list:
