@@ -159,6 +159,39 @@ def test_a_shape_that_fails_to_compile_runs_eagerly_with_one_warning(caplog):
     torch._dynamo.reset()
 
 
+def test_a_backward_that_fails_to_compile_falls_back_at_the_forward(caplog):
+    """AOTAutograd compiles the backward lazily, at the first backward call, which is outside
+    the guarded forward; CompiledModel asks for it at forward time instead, so a backward the
+    compiler cannot build (here a backend whose backward compiler raises) makes that shape
+    eager with one warning, and the step gives eager's gradients instead of crashing in
+    loss.backward()."""
+    import torch._dynamo
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    def refuses_backward(gm, example_inputs):
+        raise RuntimeError("cannot compile this backward")
+
+    backend = aot_autograd(fw_compiler=lambda gm, _: make_boxed_func(gm.forward), bw_compiler=refuses_backward)
+    torch._dynamo.reset()
+    module = make_module("bert").eval()  # no dropout: gradients comparable
+    eager = make_module("bert").eval()
+    compiled = CompiledModel(module.model, {"backend": backend, "dynamic": False}, "cpu")
+    batch = pad_batch(rows([5, 8]), 0, buckets=[8])
+    with caplog.at_level(logging.WARNING, logger="lit_nlp.models.compiled"):
+        for _ in range(2):
+            module.model.zero_grad()
+            compiled(**batch).loss.backward()
+    assert len([r for r in caplog.records if "runs eagerly" in r.getMessage()]) == 1
+    eager.model(**batch).loss.backward()
+    for (name, got), want in zip(module.model.named_parameters(), eager.model.parameters()):
+        assert torch.allclose(got.grad, want.grad, atol=1e-6), name
+    with torch.no_grad():  # no backward to build: the inference graph still compiles
+        compiled(**batch)
+    assert len(compiled.eager_shapes) == 1
+    torch._dynamo.reset()
+
+
 def test_generation_runs_eagerly_under_compile():
     import torch._dynamo
 

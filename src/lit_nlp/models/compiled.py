@@ -68,6 +68,18 @@ def _raised_by_compiler(err: BaseException) -> bool:
     return False
 
 
+def _backward_built_at_forward():
+    """AOTAutograd compiles a graph's backward lazily, at its first backward call: inside
+    Lightning's `loss.backward()`, where a compiler failure could only crash the run. Built at
+    forward time instead, its failure lands in CompiledModel's guard and the shape runs eagerly.
+    (Read only when a graph is compiled; a no-op for calls that hit compiled code.)"""
+    import torch._functorch.config as aot_config
+
+    if not hasattr(aot_config, "force_non_lazy_backward_lowering"):  # older torch: lazy, unguarded
+        return nullcontext()
+    return aot_config.patch(force_non_lazy_backward_lowering=True)
+
+
 def _shape_key(inputs: dict) -> tuple:
     shapes = tuple((k, tuple(v.shape)) for k, v in inputs.items() if isinstance(v, torch.Tensor))
     return shapes, torch.is_grad_enabled()
@@ -78,7 +90,7 @@ class CompiledModel:
     keep their keys). A shape whose compilation or graph capture raises runs eagerly from then
     on, with one warning per shape, so a compiler gap never stops a run; an error that eager
     PyTorch raises too (a real bug, bad input) still propagates. Out-of-memory is never masked.
-    Compiling the backward happens at the first backward call, outside this guard."""
+    The backward of a new graph is compiled with its forward, inside this guard."""
 
     def __init__(self, model: nn.Module, options: dict, device_type: str):
         self.model = model
@@ -96,7 +108,8 @@ class CompiledModel:
             # the backward, the metrics and the logger) may be overwritten by this replay
             torch.compiler.cudagraph_mark_step_begin()
         try:
-            return self.model(**inputs)
+            with _backward_built_at_forward():
+                return self.model(**inputs)
         except torch.OutOfMemoryError:
             raise
         except Exception as err:  # noqa: BLE001 (dynamo, inductor and capture raise many types)
