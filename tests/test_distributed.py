@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, compose_cfg, synthetic_rows, tiny_overrides, write_table
+from conftest import ROOT, compose_cfg, multilabel_rows, synthetic_rows, tiny_overrides, write_table
 from lit_nlp.distributed import TransformerBlockPolicy, launch_rank, shared_run_dir_argv
 from lit_nlp.errors import LitNlpError
 
@@ -109,6 +109,34 @@ def test_ddp_two_processes_match_one_process(tmp_path, split_files):
     assert b["test/loss"] == pytest.approx(a["test/loss"], abs=1e-5)
     # each rank trained on half of each global batch; the throughput counts the whole job
     assert b["train/samples"] == a["train/samples"] == 2 * 960
+
+
+@pytest.mark.slow
+def test_ddp_multilabel_threshold_and_scores_match_one_process(tmp_path):
+    """Multi-label scores are computed once the whole split is in (every rank's probabilities
+    gathered), and the tuned threshold is chosen from them: 2 processes must choose the threshold
+    1 process chooses and give its F1 and exact match (41 validation rows: uneven shards)."""
+    from lit_nlp.train import train
+
+    rows = multilabel_rows(320 + 41 + 40, seed=4)
+    files = {"train": write_table(rows[:320], tmp_path / "train.csv"),
+             "validation": write_table(rows[320:361], tmp_path / "validation.csv"),
+             "test": write_table(rows[361:], tmp_path / "test.csv")}
+    overrides = [*cli_overrides(files, tmp_path / "cache"), "trainer.max_epochs=1", "data.label_column=labels",
+                 "data.label_separator=|", "model.tune_threshold=true"]
+    single = tmp_path / "single"
+    train(compose_cfg([*overrides, "trainer=cpu", "data.batch_size=16"], single))
+    ddp_cwd = tmp_path / "ddp"
+    ddp_cwd.mkdir()
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides, "trainer=ddp_cpu", "trainer.devices=2",
+                             "data.batch_size=8"], cwd=ddp_cwd, env=run_env(), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    a, b = metrics_of(single), metrics_of(assert_one_run(ddp_cwd))
+    assert a["global_step"] == b["global_step"] == 320 // 16
+    assert 0 < a["test/threshold"] < 1 and a["test/f1_micro"] > 0.3, a
+    for key in ("val/f1_micro_best", "test/threshold", "test/f1_micro", "test/f1_macro", "test/exact_match"):
+        assert b[key] == pytest.approx(a[key], abs=1e-6), key
 
 
 @pytest.mark.slow
