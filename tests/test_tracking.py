@@ -77,8 +77,7 @@ def test_mlflow_store_follows_mlflow_tracking_uri(tmp_path, monkeypatch):
     assert cfg.logger.mlflow.artifact_location is None  # the server decides
 
 
-def test_wandb_offline_writes_a_run_to_sync_later(tmp_path, data, monkeypatch):
-    monkeypatch.setenv("WANDB_SILENT", "true")
+def test_wandb_offline_writes_a_run_to_sync_later(tmp_path, data, capfd):
     run = tmp_path / "run"
     run_cli([*TINY, f"data.train_file={data}", "logger=wandb", f"hydra.run.dir={run}",
              f"paths.cache_dir={tmp_path / 'cache'}"])
@@ -93,6 +92,10 @@ def test_wandb_offline_writes_a_run_to_sync_later(tmp_path, data, monkeypatch):
     for key in (b"test/acc", b"val/acc_best", b"model.optimizer.lr"):
         assert key in content, key
     assert f"wandb sync {offline}" in (run / "train.log").read_text()
+    # W&B's exit tables stay out of the console (logger.wandb.settings.quiet); the panel says how to sync
+    console = "".join(capfd.readouterr())
+    assert "Run history" not in console and "Run summary" not in console
+    assert "wandb sync" in console
 
 
 def test_hparams_are_the_keys_that_change_results(tmp_path, synthetic_csv):

@@ -106,7 +106,11 @@ def plot_learning_curves(run_dir: Path, monitor: str | None = None) -> Path | No
     train_loss = scalars.get("train/loss_step") or scalars.get("train/loss")
     val_loss = scalars.get("val/loss")
     if not train_loss and not val_loss:
-        log.info("no learning curves for %s: it logged no train/val loss", run_dir)
+        if not (run_dir / "tensorboard").is_dir() and not (run_dir / "csv").is_dir():
+            log.info("no learning curves for %s: they are drawn from the tensorboard or csv logger's files; "
+                     "add one, e.g. 'logger=[wandb,tensorboard]'", run_dir)
+        else:
+            log.info("no learning curves for %s: it logged no train/val loss", run_dir)
         return None
     monitor = monitor or run_monitor(run_dir)
     metric = scalars.get(monitor) if monitor and monitor not in ("val/loss", "train/loss") else None
