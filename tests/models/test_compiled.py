@@ -16,7 +16,7 @@ import torch
 from lit_nlp.data.classification import pad_batch
 from lit_nlp.data.seq2seq import pad_seq2seq
 from lit_nlp.data.shapes import LABEL_IGNORE, bucket_lengths, collate_full_batch, fill_rows, padded_length
-from lit_nlp.models.compiled import CompiledModel, compile_options, uses_cuda_graphs
+from lit_nlp.models.compiled import CompiledModel, EagerFallbacks, compile_options, uses_cuda_graphs
 from models.test_classification_module import make_module
 from models.test_seq2seq_module import make_module as make_seq2seq_module
 
@@ -146,12 +146,13 @@ def test_a_shape_that_fails_to_compile_runs_eagerly_with_one_warning(caplog):
     compiled = CompiledModel(module.model, {"backend": refuses_16, "dynamic": False}, "cpu")
     ok = pad_batch(rows([5, 8]), 0, buckets=[8, 16])
     bad = pad_batch(rows([12, 9]), 0, buckets=[8, 16])
-    with caplog.at_level(logging.WARNING, logger="lit_nlp.models.compiled"):
+    with caplog.at_level(logging.WARNING, logger="lit_nlp.models.compiled"), EagerFallbacks() as fallbacks:
         for _ in range(3):
             out = compiled(**bad)
         compiled(**ok)
     warnings = [r for r in caplog.records if "runs eagerly" in r.getMessage()]
     assert len(warnings) == 1 and "16" in warnings[0].getMessage()
+    assert fallbacks.count == 1  # what the GPU check's canary table reports
     assert torch.allclose(out.logits, eager.model(**bad).logits, atol=1e-6)
     assert len(compiled.eager_shapes) == 1
     with pytest.raises(Exception, match="(?i)index|size|shape|dimension"):

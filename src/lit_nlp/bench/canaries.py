@@ -100,17 +100,20 @@ def run_one(opts: dict, task: str, data: Path, precision: str, compile: bool, ru
         f"paths.output_dir={run_dir}", f"paths.cache_dir={run_dir.parent / 'cache'}"]
     from torch._dynamo.utils import counters
 
+    from lit_nlp.models.compiled import EagerFallbacks
+
     row = {"task": task, "precision": precision, "compile": compile, "ok": False}
     graphs_before = counters["stats"]["unique_graphs"]
     start = time.perf_counter()
+    fallbacks = EagerFallbacks()
     try:
         with initialize_config_dir(str(opts.get("conf_dir") or conf_dir()), version_base="1.3"):
             cfg = compose("train", overrides=overrides)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), fallbacks:
             warnings.simplefilter("ignore")
             train(cfg)
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        prediction = _predict(load_predictor(run_dir, opts["device"]), task)
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            prediction = _predict(load_predictor(run_dir, opts["device"]), task)
         row.update(ok=True, global_step=metrics["global_step"], static_shapes=bool(cfg.data.static_shapes),
                    test_loss=metrics.get("test/loss"), prediction=prediction)
     except Exception as err:  # noqa: BLE001 (a canary records any crash and the others go on)
@@ -119,6 +122,7 @@ def run_one(opts: dict, task: str, data: Path, precision: str, compile: bool, ru
         log.warning("canary %s %s compile=%s failed: %s", task, precision, compile, row["error"])
     row["seconds"] = time.perf_counter() - start
     row["graphs_compiled"] = counters["stats"]["unique_graphs"] - graphs_before
+    row["eager_fallbacks"] = fallbacks.count
     return row
 
 

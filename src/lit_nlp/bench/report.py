@@ -29,13 +29,13 @@ def training_table(rows: list[dict]) -> list[str]:
 
 
 def canary_table(rows: list[dict]) -> list[str]:
-    lines = ["| task | precision | path | result | steps | graphs compiled | seconds |",
-             "| --- | --- | --- | --- | ---: | ---: | ---: |"]
+    lines = ["| task | precision | path | result | steps | graphs compiled | shapes run eagerly | seconds |",
+             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |"]
     for r in rows:
         path = "compiled" + (" + static shapes" if r.get("static_shapes") else "") if r["compile"] else "eager"
         result = "ok" if r["ok"] else f"FAILED: {r['error']}"
         lines.append(f"| {r['task']} | {r['precision']} | {path} | {result} | {r.get('global_step', '')} | "
-                     f"{r.get('graphs_compiled', '')} | {r['seconds']:.1f} |")
+                     f"{r.get('graphs_compiled', '')} | {r.get('eager_fallbacks', '')} | {r['seconds']:.1f} |")
     return lines
 
 

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 GRAPH_MODES = ("reduce-overhead", "max-autotune")
 # errors raised from these packages mean "this shape could not be compiled or captured"
 COMPILER_PACKAGES = ("torch/_dynamo/", "torch/_inductor/", "torch/_functorch/", "torch/fx/")
+# log record attribute marking CompiledModel's "runs eagerly" warning (counted by EagerFallbacks)
+EAGER_FALLBACK = "lit_nlp_eager_fallback"
 
 
 def compile_options(compile: bool | dict | None, device_type: str) -> dict | None:
@@ -118,8 +120,28 @@ class CompiledModel:
             self.eager_shapes.add(key)
             first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
             log.warning("model.compile: compiling shape %s failed (%s: %s); that shape runs eagerly from now on",
-                        [s for _, s in key[0]], type(err).__name__, first)
+                        [s for _, s in key[0]], type(err).__name__, first, extra={EAGER_FALLBACK: True})
             return self.model._call_impl(**inputs)
+
+
+class EagerFallbacks(logging.Handler):
+    """Counts the shapes that fell back to eager while installed (`with EagerFallbacks() as f:
+    ...; f.count`), in any CompiledModel of the process: the GPU check reports it per canary, as
+    a compiled path that silently ran eagerly would pass for a working one."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += bool(getattr(record, EAGER_FALLBACK, False))
+
+    def __enter__(self) -> "EagerFallbacks":
+        log.addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        log.removeHandler(self)
 
 
 def eager_generation():
