@@ -128,7 +128,7 @@ def test_end_to_end_suite_on_a_tiny_model(tmp_path):
         assert row["rows_trained"] == 300 and row["rows_evaluated"] == 60 and row["epochs"] == 1, row
         assert all(row[k] > 0 for k in ("prep_s", "fit_s", "end_to_end_s", "samples_per_s")), row
         assert 0 <= row["dev_accuracy"] <= 1
-    assert len(rows["lit_nlp"]["dev_accuracy_per_epoch"]) == 1
+    assert len(rows["lit_nlp"]["dev_accuracy_per_epoch"]) == 1 and rows["lit_nlp"]["eager_fallbacks"] == 0
     for side in ("hf_trainer_max_length", "hf_trainer_dynamic_grouped"):
         assert rows[side]["ratio_fit"] > 0 and rows[side]["ratio_end_to_end"] > 0
         assert rows["lit_nlp"]["ratios_fit"][side] == rows[side]["ratio_fit"]

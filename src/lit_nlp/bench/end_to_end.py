@@ -133,8 +133,10 @@ def run_ours(opts: dict, cfg) -> tuple[dict, object]:
     datamodule.setup("fit")
     prep_s = time.perf_counter() - start
 
+    from lit_nlp.models.compiled import EagerFallbacks
+
     start = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), EagerFallbacks() as fallbacks:
         warnings.simplefilter("ignore")  # "few workers" on CPU, and the like: chosen here
         train(cfg)
     _sync(opts["device"])
@@ -156,7 +158,7 @@ def run_ours(opts: dict, cfg) -> tuple[dict, object]:
            # the last validation scores the final weights, as the Trainer's evaluate() does
            "dev_accuracy": clock["val/acc"][-1], "dev_accuracy_per_epoch": clock["val/acc"],
            "dev_accuracy_best": metrics.get("val/acc_best"), "num_workers": cfg.data.num_workers,
-           "run_dir": str(run_dir)}
+           "eager_fallbacks": fallbacks.count, "run_dir": str(run_dir)}
     return row, datamodule
 
 

@@ -76,6 +76,9 @@ def end_to_end_table(e2e: dict, opts: dict) -> list[str]:
         lines.append(f"| {r['side']} | {r['rows_trained']:,} | {r['rows_evaluated']:,} | {_num(r['prep_s'], 2)} | "
                      f"{_num(r['fit_s'], 1)} | {_num(r['end_to_end_s'], 1)} | {_num(r['samples_per_s'])} | "
                      f"{r['dev_accuracy']:.4f} | {ratios} |")
+    fallbacks = [r["eager_fallbacks"] for r in e2e["rows"] if r.get("eager_fallbacks")]
+    if fallbacks:  # the compiled path ran partly eagerly: its time is not the fast path's
+        lines += ["", f"Our run: {fallbacks[0]} compiled shape(s) fell back to eager (warnings in its train.log)."]
     target = e2e["target"]
     verdict = ("not judged: it names full SST-2, MiniLM, 3 epochs" if not target["applies"]
                else "met" if target["met"] else "not met")
