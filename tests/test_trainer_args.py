@@ -58,3 +58,38 @@ def test_max_steps_mid_epoch_from_the_cli_validates_and_reports(tmp_path, capsys
     assert err.startswith("error: trainer.max_setps is not an argument of Lightning's Trainer (did you mean "
                           "trainer.max_steps") and err.count("\n") == 1, err
     assert not (tmp_path / "run2").exists()
+
+
+def test_a_value_the_trainer_refuses_is_one_line_from_the_cli(tmp_path, capsys):
+    """Lightning checks precision, strategy and accelerator in the Trainer's constructor; Hydra
+    wraps its error in several lines (the target, full_key, HYDRA_FULL_ERROR)."""
+    data = write_table(synthetic_rows(60, seed=3), tmp_path / "train.csv")
+    for n, (override, reason) in enumerate((("trainer.precision=bf17", "Precision 'bf17' is invalid"),
+                                            ("trainer.strategy=foo", "You selected an invalid strategy name"))):
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli([*TINY, f"data.train_file={data}", override, f"hydra.run.dir={tmp_path / f'run{n}'}",
+                     f"paths.cache_dir={tmp_path / 'cache'}"])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: trainer: {reason}") and err.count("\n") == 1, err
+
+
+def test_a_gpu_trainer_without_a_gpu_stops_before_the_run(tmp_path, monkeypatch):
+    """trainer=gpu where torch sees no CUDA (this CPU machine, or a CPU-only torch build), and
+    more GPUs than the machine has: one line with the fix, before the run dir is claimed."""
+    import torch
+
+    from conftest import compose_cfg
+    from lit_nlp.config_checks import check_config
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(LitNlpError, match=r"^config: trainer.accelerator=gpu needs a CUDA GPU and torch .* sees none; "
+                                          r"use trainer=cpu"):
+        check_config(compose_cfg(["trainer=gpu", "trainer.accelerator=gpu"], tmp_path / "run"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    check_config(compose_cfg(["trainer=gpu", "trainer.accelerator=gpu"], tmp_path / "run"))
+    check_config(compose_cfg(["trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=2"], tmp_path / "run"))
+    with pytest.raises(LitNlpError, match="trainer.devices=4 but this machine has 2 GPU"):
+        check_config(compose_cfg(["trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=4"], tmp_path / "run"))
+    assert not (tmp_path / "run").exists()

@@ -43,10 +43,32 @@ CHECKS = {
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Raise one LitNlpError naming every key above whose value is of the wrong type or range."""
+    """Raise one LitNlpError naming every key above whose value is of the wrong type or range,
+    and an accelerator this machine does not have."""
     problems = []
     for key, (test, expected) in CHECKS.items():
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and not test(value):
             problems.append(f"{key} must be {expected}, got {value!r}")
+    problems.append(device_problem(cfg))
     raise_if_any(problems, prefix="config: ")
+
+
+def device_problem(cfg: DictConfig) -> str | None:
+    """`trainer=gpu` on a machine (or a torch build) without CUDA, or more GPUs than it has:
+    Lightning says "No supported gpu backend found!" only once the data is prepared."""
+    import torch
+
+    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto") or "auto")
+    devices = OmegaConf.select(cfg, "trainer.devices", default="auto")
+    if accelerator in ("gpu", "cuda"):
+        if not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            return (f"trainer.accelerator={accelerator} needs a CUDA GPU and torch {torch.__version__} ({build}) "
+                    "sees none; use trainer=cpu (or trainer.accelerator=auto)")
+        count = torch.cuda.device_count()
+        if _whole(devices) and devices > count:
+            return f"trainer.devices={devices} but this machine has {count} GPU(s); use trainer.devices={count} or -1"
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        return "trainer.accelerator=mps needs Apple's Metal backend, which this torch does not see; use trainer=cpu"
+    return None

@@ -20,6 +20,7 @@ from lit_nlp.models.backbones import count_parameters
 from lit_nlp.plots import write_run_plots
 from lit_nlp.run_dir import claim_run_dir, write_metrics
 from lit_nlp.tracking import build_loggers, log_hparams, log_run_end, viewer_rows
+from lit_nlp.trainer_args import build_trainer
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,8 @@ def train(cfg: DictConfig) -> float:
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = build_loggers(cfg)
     plugins = [instantiate(p) for p in cfg.trainer.get("plugins") or []]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                                     **trainer_overrides(cfg.trainer, plugins))
+    trainer: L.Trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                       **trainer_overrides(cfg.trainer, plugins))
     if trainer.is_global_zero:
         log_hparams(trainer.loggers, cfg)
 

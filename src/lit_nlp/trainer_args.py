@@ -2,7 +2,8 @@
 `trainer.max_epochs=5` although conf/trainer/ does not list max_steps. Hydra refuses a key that
 the composed config lacks unless it is written `+key=` (add) or `++key=` (add or override);
 `trainer.<argument>=` is rewritten to `++trainer.<argument>=` when <argument> is a parameter of
-`lightning.pytorch.Trainer`, and a misspelt one stops with the close matches."""
+`lightning.pytorch.Trainer`, and a misspelt one stops with the close matches. A value the
+Trainer refuses (`trainer.precision=bf17`) stops with Lightning's reason in one line."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import functools
 import inspect
 import re
 
-from lit_nlp.errors import raise_if_any
+from lit_nlp.errors import LitNlpError, raise_if_any
 
 # train() hands these over itself (conf/callbacks/, conf/logger/)
 SET_BY_TRAIN = ("callbacks", "logger")
@@ -54,3 +55,22 @@ def trainer_overrides(overrides: list[str]) -> list[str]:
 def trainer_argv(argv: list[str]) -> list[str]:
     """sys.argv of train.py with trainer_overrides applied to its overrides."""
     return [argv[0], *trainer_overrides(argv[1:])]
+
+
+def build_trainer(trainer_cfg, **kwargs):
+    """`instantiate(trainer_cfg, **kwargs)`. The Trainer checks its arguments in its constructor
+    and raises ValueError or Lightning's MisconfigurationException (ImportError for an accelerator
+    or strategy whose package is missing), which Hydra wraps in several lines of its own; those
+    become one LitNlpError naming Lightning's reason."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return instantiate(trainer_cfg, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if not isinstance(cause, (ValueError, ImportError, MisconfigurationException)):
+            raise
+        reason = " ".join(str(cause).split())
+        raise LitNlpError(f"trainer: {reason}") from err
