@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from conftest import ROOT, compose_cfg, synthetic_rows, tiny_overrides, write_table
 from lit_nlp.errors import LitNlpError, exit_on_user_error
@@ -107,7 +108,10 @@ def test_cli_errors_are_one_line(run_dir, tmp_path, capsys):
         "data file not found": [f"model_path={run_dir}", f"input={tmp_path / 'missing.csv'}"],
         "unknown argument": [f"model_path={run_dir}", "txt=hello"],
         "use a .csv or .jsonl": [f"model_path={run_dir}", "text=x", f"output={tmp_path / 'p.xlsx'}"],
+        "is not a device": [f"model_path={run_dir}", "text=x", "device=gpu0"],
     }
+    if not torch.cuda.is_available():  # this CPU machine: a CUDA device it lacks
+        cases["device=cuda but torch"] = [f"model_path={run_dir}", "text=x", "device=cuda"]
     for expected, args in cases.items():
         with pytest.raises(SystemExit) as exit_info:
             exit_on_user_error(run)(args)

@@ -35,7 +35,19 @@ log = logging.getLogger(__name__)
 
 
 def _device(device: str) -> torch.device:
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    """`auto` (CUDA when there is one), or the device named, checked to exist here."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise LitNlpError(f"device={device!r} is not a device; use auto, cpu, cuda or cuda:<index>") from None
+    if chosen.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (chosen.index or 0) >= count:
+            raise LitNlpError(f"device={device} but torch {torch.__version__} sees {count} CUDA device(s); "
+                              "use device=cpu or device=auto")
+    return chosen
 
 
 class BatchShapes:
