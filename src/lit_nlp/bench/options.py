@@ -3,10 +3,13 @@ harness composes no configs, and a dozen flat keys read better this way)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 from lit_nlp.errors import LitNlpError, raise_if_any
+
+log = logging.getLogger(__name__)
 
 SST2 = "../shared/data/sst2"
 COMMON = {
@@ -123,6 +126,10 @@ def finish(opts: dict) -> dict:
 
     if opts["device"] == "auto":
         opts["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+        if opts["suite"] in ("gpu", "gpu_check"):
+            log.warning("suite=%s without a visible CUDA device runs on the CPU: slowly (inductor compiles "
+                        "each graph for minutes here), without CUDA graphs, and its GPU targets say nothing",
+                        opts["suite"])
     if opts["precision"] == "auto":
         opts["precision"] = default_precision("gpu" if opts["device"] == "cuda" else "cpu")
     if opts["pin_memory"] is None:
