@@ -39,14 +39,12 @@ def record_shapes(monkeypatch):
     from lit_nlp import train as train_module
 
     recorder = Shapes()
-    real = train_module.instantiate
+    real = train_module.build_trainer
 
-    def instantiate(cfg, *args, **kwargs):
-        if "callbacks" in kwargs:
-            kwargs["callbacks"] = [*kwargs["callbacks"], recorder]
-        return real(cfg, *args, **kwargs)
+    def build_trainer(trainer_cfg, callbacks, **kwargs):
+        return real(trainer_cfg, callbacks=[*callbacks, recorder], **kwargs)
 
-    monkeypatch.setattr(train_module, "instantiate", instantiate)
+    monkeypatch.setattr(train_module, "build_trainer", build_trainer)
     return recorder
 
 
