@@ -41,8 +41,8 @@ def record_shapes(monkeypatch):
     recorder = Shapes()
     real = train_module.build_trainer
 
-    def build_trainer(trainer_cfg, callbacks, **kwargs):
-        return real(trainer_cfg, callbacks=[*callbacks, recorder], **kwargs)
+    def build_trainer(trainer_cfg, plugins, callbacks, **kwargs):
+        return real(trainer_cfg, plugins, callbacks=[*callbacks, recorder], **kwargs)
 
     monkeypatch.setattr(train_module, "build_trainer", build_trainer)
     return recorder

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from conftest import compose_cfg, synthetic_rows, tiny_overrides, write_table
-from lit_nlp.mixed_precision import MixedPrecision, precision_plugin, trainer_overrides
+from lit_nlp.mixed_precision import MixedPrecision, precision_arguments, precision_plugin
 from lit_nlp.train import train
 
 CLIP = 0.05  # far below the gradient norms here, so clipping always acts
@@ -103,8 +103,8 @@ def test_plugin_choice():
     assert precision_plugin("bf16-mixed", "cpu", strategy="fsdp") is None
     assert precision_plugin("bf16-mixed", "gpu", strategy={"_target_": "lightning.pytorch.strategies.DeepSpeedStrategy"}) is None
     assert isinstance(precision_plugin("bf16-mixed", "gpu", strategy="ddp"), MixedPrecision)
-    assert trainer_overrides({"precision": "32-true", "accelerator": "cpu"}, []) == {}
-    kwargs = trainer_overrides({"precision": "bf16-mixed", "accelerator": "cpu"}, ["io"])
+    assert precision_arguments({"precision": "32-true", "accelerator": "cpu"}, []) == {}
+    kwargs = precision_arguments({"precision": "bf16-mixed", "accelerator": "cpu"}, ["io"])
     assert kwargs["precision"] is None and kwargs["plugins"][0] == "io"
 
 

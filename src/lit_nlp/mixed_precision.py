@@ -101,8 +101,8 @@ def precision_plugin(precision, accelerator: str = "auto", strategy=None) -> Mix
     return MixedPrecision(mode, device=device)
 
 
-def trainer_overrides(trainer_cfg, plugins: list) -> dict:
-    """Keyword arguments for `instantiate(cfg.trainer, ...)`: with our plugin, `precision` goes
+def precision_arguments(trainer_cfg, plugins: list) -> dict:
+    """Keyword arguments for the Trainer (trainer_args.build_trainer): with our plugin, `precision` goes
     (Lightning refuses both) and the plugin joins `plugins` (already instantiated); {} otherwise."""
     plugin = precision_plugin(trainer_cfg.get("precision"), trainer_cfg.get("accelerator", "auto"),
                               trainer_cfg.get("strategy"))

@@ -15,7 +15,6 @@ from omegaconf import DictConfig
 from lit_nlp.callbacks import Throughput
 from lit_nlp.config_checks import check_config
 from lit_nlp.final_panel import print_summary
-from lit_nlp.mixed_precision import trainer_overrides
 from lit_nlp.models.backbones import count_parameters
 from lit_nlp.plots import write_run_plots
 from lit_nlp.run_dir import claim_run_dir, write_metrics
@@ -44,8 +43,7 @@ def train(cfg: DictConfig) -> float:
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = build_loggers(cfg)
     plugins = [instantiate(p) for p in cfg.trainer.get("plugins") or []]
-    trainer: L.Trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                                       **trainer_overrides(cfg.trainer, plugins))
+    trainer: L.Trainer = build_trainer(cfg.trainer, plugins, callbacks=callbacks, logger=loggers or False)
     if trainer.is_global_zero:
         log_hparams(trainer.loggers, cfg)
 

@@ -57,8 +57,10 @@ def trainer_argv(argv: list[str]) -> list[str]:
     return [argv[0], *trainer_overrides(argv[1:])]
 
 
-def build_trainer(trainer_cfg, **kwargs):
-    """`instantiate(trainer_cfg, **kwargs)`. The Trainer checks its arguments in its constructor
+def build_trainer(trainer_cfg, plugins: list, **kwargs):
+    """`instantiate(trainer_cfg, **kwargs)` with the project's mixed-precision plugin when the
+    precision calls for it (mixed_precision.py; `plugins`: the config's, already built). The
+    Trainer checks its arguments in its constructor
     and raises ValueError or Lightning's MisconfigurationException (ImportError for an accelerator
     or strategy whose package is missing), which Hydra wraps in several lines of its own; those
     become one LitNlpError naming Lightning's reason."""
@@ -66,8 +68,10 @@ def build_trainer(trainer_cfg, **kwargs):
     from hydra.utils import instantiate
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+    from lit_nlp.mixed_precision import precision_arguments
+
     try:
-        return instantiate(trainer_cfg, **kwargs)
+        return instantiate(trainer_cfg, **kwargs, **precision_arguments(trainer_cfg, plugins))
     except InstantiationException as err:
         cause = err.__cause__
         if not isinstance(cause, (ValueError, ImportError, MisconfigurationException)):
