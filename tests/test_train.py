@@ -99,8 +99,23 @@ def test_export_loads_in_plain_transformers_pipeline(tmp_path, synthetic_csv):
 def test_fresh_run_refuses_a_dir_holding_a_run(tmp_path, synthetic_csv):
     run = tmp_path / "run"
     train(compose_cfg(tiny_overrides(synthetic_csv) + ["debug=fast_dev_run"], run))
-    with pytest.raises(LitNlpError, match="already holds a run"):
+    with pytest.raises(LitNlpError, match="already holds a run; continue it with resume="):
         train(compose_cfg(tiny_overrides(synthetic_csv) + ["debug=fast_dev_run"], run))
+
+
+def test_a_run_stopped_before_its_first_checkpoint_is_not_a_dead_end(tmp_path, synthetic_csv):
+    """A run that failed while its Trainer was built (here: a precision Lightning refuses) left
+    config.yaml and no checkpoint: neither a fresh run nor resume= can use that dir, and both say
+    what does (the fresh run's error used to send the user to resume=, whose error sent them back)."""
+    run = tmp_path / "run"
+    with pytest.raises(LitNlpError, match="^trainer: Precision 'bf17' is invalid"):
+        train(compose_cfg(tiny_overrides(synthetic_csv) + ["trainer.precision=bf17"], run))
+    assert (run / "config.yaml").is_file() and not (run / "checkpoints" / "last.ckpt").exists()
+    fix = f"delete it \\(rm -r {run}\\)"
+    with pytest.raises(LitNlpError, match=f"stopped before its first checkpoint, so there is nothing to resume; {fix}"):
+        train(compose_cfg(tiny_overrides(synthetic_csv), run))
+    with pytest.raises(LitNlpError, match=f"nothing to resume in {run}: .*{fix} and start again without resume"):
+        train(compose_resume(run, []))
 
 
 def compose_resume(run: Path, overrides: list[str]):

@@ -54,9 +54,12 @@ def _prepare_run_dir(cfg: DictConfig, run_dir: Path) -> Path | None:
     Resume: the saved config must match but for RESUME_OVERRIDABLE; returns last.ckpt."""
     last = run_dir / "checkpoints" / "last.ckpt"
     if not cfg.get("resume"):
-        if (run_dir / SAVED_CONFIG).exists() or last.exists():
+        if last.exists() or (run_dir / METRICS_FILE).exists():
             raise LitNlpError(f"{run_dir} already holds a run; continue it with resume={run_dir} "
                               "or pick another hydra.run.dir")
+        if (run_dir / SAVED_CONFIG).exists():  # resume would refuse it: say what does work
+            raise LitNlpError(f"{run_dir} already holds a run that stopped before its first checkpoint, so there is "
+                              f"nothing to resume; delete it (rm -r {run_dir}) or pick another hydra.run.dir")
         return None
     if Path(cfg.resume).resolve() != run_dir.resolve():
         raise LitNlpError(f"resume={cfg.resume} but the run dir is {run_dir}; they must be the same")
@@ -69,7 +72,8 @@ def _prepare_run_dir(cfg: DictConfig, run_dir: Path) -> Path | None:
                           f"{', '.join(RESUME_OVERRIDABLE[1:])} may differ from the saved run")
     if not last.is_file():
         raise LitNlpError(f"nothing to resume in {run_dir}: no checkpoints/last.ckpt (the run stopped "
-                          "before its first checkpoint); start it again without resume")
+                          f"before its first checkpoint); delete it (rm -r {run_dir}) and start again without resume, "
+                          "or start again in another hydra.run.dir")
     log.info("resuming %s from %s", run_dir, last)
     return last
 
