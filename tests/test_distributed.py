@@ -77,18 +77,11 @@ def assert_one_run(cwd: Path) -> Path:
     return run
 
 
-@pytest.mark.slow
-def test_ddp_two_processes_match_one_process(tmp_path, split_files):
-    """1 process x batch 16 and 2 processes x batch 8 train on the same global batches
-    (data/sampler.py), so they end with the same metrics. Tolerances: the math is the same, only
-    fp32 summation order differs (an all-reduce of two 8-row mean gradients instead of one
-    16-row mean, each rank padding to its own longest row), about 1e-7 relative per step;
-    after 120 AdamW steps the losses agree to ~1e-6 (we measured equality to 6e-8). Accuracy
-    counts rows, synced by torchmetrics, and every row is evaluated exactly once (no padding
-    of the eval split), so it must be equal."""
+def one_process_and_two(tmp_path: Path, overrides: list[str]) -> tuple[dict, dict]:
+    """The metrics of `train()` in this process with batch 16, and of `python train.py` with
+    trainer=ddp_cpu over 2 processes of batch 8: the same global batches."""
     from lit_nlp.train import train
 
-    overrides = cli_overrides(split_files, tmp_path / "cache")
     single = tmp_path / "single"
     train(compose_cfg([*overrides, "trainer=cpu", "data.batch_size=16"], single))
     ddp_cwd = tmp_path / "ddp"
@@ -98,9 +91,19 @@ def test_ddp_two_processes_match_one_process(tmp_path, split_files):
                              "data.batch_size=8"], cwd=ddp_cwd, env=run_env(), capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    run = assert_one_run(ddp_cwd)
+    return metrics_of(single), metrics_of(assert_one_run(ddp_cwd))
 
-    a, b = metrics_of(single), metrics_of(run)
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_one_process(tmp_path, split_files):
+    """1 process x batch 16 and 2 processes x batch 8 train on the same global batches
+    (data/sampler.py), so they end with the same metrics. Tolerances: the math is the same, only
+    fp32 summation order differs (an all-reduce of two 8-row mean gradients instead of one
+    16-row mean, each rank padding to its own longest row), about 1e-7 relative per step;
+    after 120 AdamW steps the losses agree to ~1e-6 (we measured equality to 6e-8). Accuracy
+    counts rows, synced by torchmetrics, and every row is evaluated exactly once (no padding
+    of the eval split), so it must be equal."""
+    a, b = one_process_and_two(tmp_path, cli_overrides(split_files, tmp_path / "cache"))
     assert a["global_step"] == b["global_step"] == 2 * 960 // 16
     assert a["val/acc_best"] > 0.8, "the tiny model should learn the cue words"
     for key in ("val/acc_best", "test/acc", "test/f1_macro"):
@@ -116,23 +119,13 @@ def test_ddp_multilabel_threshold_and_scores_match_one_process(tmp_path):
     """Multi-label scores are computed once the whole split is in (every rank's probabilities
     gathered), and the tuned threshold is chosen from them: 2 processes must choose the threshold
     1 process chooses and give its F1 and exact match (41 validation rows: uneven shards)."""
-    from lit_nlp.train import train
-
     rows = multilabel_rows(320 + 41 + 40, seed=4)
     files = {"train": write_table(rows[:320], tmp_path / "train.csv"),
              "validation": write_table(rows[320:361], tmp_path / "validation.csv"),
              "test": write_table(rows[361:], tmp_path / "test.csv")}
     overrides = [*cli_overrides(files, tmp_path / "cache"), "trainer.max_epochs=1", "data.label_column=labels",
                  "data.label_separator=|", "model.tune_threshold=true"]
-    single = tmp_path / "single"
-    train(compose_cfg([*overrides, "trainer=cpu", "data.batch_size=16"], single))
-    ddp_cwd = tmp_path / "ddp"
-    ddp_cwd.mkdir()
-    result = subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides, "trainer=ddp_cpu", "trainer.devices=2",
-                             "data.batch_size=8"], cwd=ddp_cwd, env=run_env(), capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    a, b = metrics_of(single), metrics_of(assert_one_run(ddp_cwd))
+    a, b = one_process_and_two(tmp_path, overrides)
     assert a["global_step"] == b["global_step"] == 320 // 16
     assert 0 < a["test/threshold"] < 1 and a["test/f1_micro"] > 0.3, a
     for key in ("val/f1_micro_best", "test/threshold", "test/f1_micro", "test/f1_macro", "test/exact_match"):
