@@ -249,6 +249,12 @@ def plot_sweep(sweep_dir: Path) -> Path:
             x = numeric.tolist()
             if _log_scale(x):
                 ax.set_xscale("log")
+            values = sorted(set(x))
+            if len(values) <= 8:  # a grid's few values: ticks at them (matplotlib's crowd at 3e-4..1e-3)
+                from matplotlib.ticker import NullFormatter
+
+                ax.set_xticks(values, [f"{v:g}" for v in values], rotation=30 if len(values) > 4 else 0)
+                ax.xaxis.set_minor_formatter(NullFormatter())
         else:  # strings (model=bert_tiny, ...): one slot per value, in order of first appearance
             categories = list(dict.fromkeys(ok[key].astype(str)))
             x = [categories.index(v) for v in ok[key].astype(str)]
