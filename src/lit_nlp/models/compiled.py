@@ -99,6 +99,8 @@ class CompiledModel:
         self.options = options
         self.cuda_graphs = uses_cuda_graphs(options, device_type)
         self.eager_shapes: set = set()
+        # one context, entered on every call (built once: a third of the cost of a new one per step)
+        self._backward_at_forward = _backward_built_at_forward()
         model.compile(**options)
 
     def __call__(self, **inputs):
@@ -110,7 +112,7 @@ class CompiledModel:
             # the backward, the metrics and the logger) may be overwritten by this replay
             torch.compiler.cudagraph_mark_step_begin()
         try:
-            with _backward_built_at_forward():
+            with self._backward_at_forward:
                 return self.model(**inputs)
         except torch.OutOfMemoryError:
             raise
