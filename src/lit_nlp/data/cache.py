@@ -52,6 +52,16 @@ def build_once(path: Path, build: Callable[[Path], None]) -> None:
         tmp.rename(path)
 
 
+def prepare_cache(files: dict[str, str | None], path: Path, build: Callable[[Path], None]) -> None:
+    """Every task's `prepare_data`: each data file given (`data.<split>_file`) must exist, all
+    missing ones named in one error, before the cache is built once (`build_once`)."""
+    from lit_nlp.errors import raise_if_any
+
+    raise_if_any(f"data file not found: {file} (data.{split}_file)" for split, file in files.items()
+                 if file and not Path(file).is_file())
+    build_once(path, build)
+
+
 def data_report(meta: dict) -> dict:
     """Row counts read and kept and rows dropped by cleaning, flat, for metrics.json."""
     out = {f"data/rows_read/{k}": v for k, v in meta["rows_read"].items()}

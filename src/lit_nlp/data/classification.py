@@ -20,11 +20,11 @@ from torch.utils.data import DataLoader
 
 from lit_nlp.data.cache import (
     DONE_MARKER,
-    build_once,
     cache_key,
     data_report,
     file_fingerprints,
     load_splits,
+    prepare_cache,
     tokenizer_files,
     write_splits,
 )
@@ -335,9 +335,7 @@ class ClassificationDataModule(L.LightningDataModule):
 
     # ----------------------------------------------------------------- Lightning hooks
     def prepare_data(self) -> None:
-        raise_if_any(f"data file not found: {path} (data.{split}_file)" for split, path in self.files.items()
-                     if path and not Path(path).is_file())
-        build_once(self.cache_path, self._build_cache)
+        prepare_cache(self.files, self.cache_path, self._build_cache)
 
     def _build_cache(self, tmp: Path) -> None:
         source = self.tokenizer_source
