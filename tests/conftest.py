@@ -65,6 +65,36 @@ def multilabel_rows(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
+# a learnable extraction task, shared by the generative (T5) and the span QA tests
+CATEGORIES = {
+    "color": "red blue green yellow purple orange black white pink brown".split(),
+    "animal": "cat dog horse mouse tiger lion bear wolf fox rabbit".split(),
+    "city": "paris london rome berlin madrid tokyo cairo lima oslo vienna".split(),
+    "fruit": "apple banana cherry grape lemon mango peach pear plum melon".split(),
+    "tool": "hammer spade drill wrench shovel rake axe chisel pliers ladder".split(),
+}
+EXTRACTION_FILLER = "the a we saw and then it was near by with on in very old new small big".split()
+
+
+def hidden_word_rows(n: int, seed: int, filler_words: tuple[int, int]) -> list[dict]:
+    """Contexts hiding one word of each of 3 categories among `filler_words` (min, max) filler
+    words; the question names one of the 3 categories, the answer is its word (with the
+    character where it starts in the context)."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        picked = {c: rng.choice(CATEGORIES[c]) for c in rng.sample(sorted(CATEGORIES), 3)}
+        words = rng.choices(EXTRACTION_FILLER, k=rng.randint(*filler_words))
+        for word in picked.values():
+            words.insert(rng.randrange(len(words) + 1), word)
+        context = " ".join(words)
+        asked = rng.choice(sorted(picked))
+        answer = picked[asked]
+        rows.append({"question": f"which {asked} is mentioned?", "context": context, "answer": answer,
+                     "start": (" " + context + " ").index(" " + answer + " ")})
+    return rows
+
+
 def write_table(rows: list[dict], path: Path) -> Path:
     frame = pd.DataFrame(rows)
     path = Path(path)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -16,40 +15,20 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import ROOT, compose_cfg, write_table
+from conftest import ROOT, compose_cfg, hidden_word_rows, write_table
 from lit_nlp.predict import load_predictor
 from lit_nlp.train import train
 
-CATEGORIES = {
-    "color": "red blue green yellow purple orange black white pink brown".split(),
-    "animal": "cat dog horse mouse tiger lion bear wolf fox rabbit".split(),
-    "city": "paris london rome berlin madrid tokyo cairo lima oslo vienna".split(),
-    "fruit": "apple banana cherry grape lemon mango peach pear plum melon".split(),
-    "tool": "hammer spade drill wrench shovel rake axe chisel pliers ladder".split(),
-}
-FILLER = "the a we saw and then it was near by with on in very old new small big".split()
 MAX_LENGTH, DOC_STRIDE = 32, 8
 
 
 def span_rows(n: int, seed: int = 0) -> list[dict]:
-    """A learnable span task: the context hides one word of each of 3 categories among 16-24
-    filler words (one or two windows of 32 tokens: 2,103 windows for 1,600 training questions);
-    the question names one of the 3 categories, the answer is its word, given by text and
-    character start."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        picked = {c: rng.choice(CATEGORIES[c]) for c in rng.sample(sorted(CATEGORIES), 3)}
-        words = rng.choices(FILLER, k=rng.randint(16, 24))
-        for word in picked.values():
-            words.insert(rng.randrange(len(words) + 1), word)
-        context = " ".join(words)
-        asked = rng.choice(sorted(picked))
-        answer = picked[asked]
-        start = (" " + context + " ").index(" " + answer + " ")
-        rows.append({"id": f"s{seed}-{i}", "question": f"which {asked} is mentioned?", "context": context,
-                     "answers": {"text": [answer], "answer_start": [start]}})
-    return rows
+    """A learnable span task: 16-24 filler words with the hidden words (one or two windows of 32
+    tokens: 2,103 windows for 1,600 training questions), the answer given by text and character
+    start."""
+    return [{"id": f"s{seed}-{i}", "question": r["question"], "context": r["context"],
+             "answers": {"text": [r["answer"]], "answer_start": [r["start"]]}}
+            for i, r in enumerate(hidden_word_rows(n, seed, filler_words=(16, 24)))]
 
 
 def metrics_of(run_dir: Path) -> dict:

@@ -15,36 +15,19 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from conftest import ROOT, compose_cfg, write_table
+from conftest import CATEGORIES, EXTRACTION_FILLER, ROOT, compose_cfg, hidden_word_rows, write_table
 from lit_nlp.errors import LitNlpError
 from lit_nlp.predict import load_predictor
 from lit_nlp.train import train
 
-CATEGORIES = {
-    "color": "red blue green yellow purple orange black white pink brown".split(),
-    "animal": "cat dog horse mouse tiger lion bear wolf fox rabbit".split(),
-    "city": "paris london rome berlin madrid tokyo cairo lima oslo vienna".split(),
-    "fruit": "apple banana cherry grape lemon mango peach pear plum melon".split(),
-    "tool": "hammer saw drill wrench shovel rake axe chisel pliers ladder".split(),
-}
-FILLER = "the a we saw and then it was near by with on in very old new small big".split()
 QA_TEMPLATE = "question: {question} context: {context}"
 NUM_BEAMS = 2  # not the transformers default (1), so the export must really carry it
 
 
 def extraction_rows(n: int, seed: int = 0) -> list[dict]:
-    """A learnable extraction task: the context hides one word of each of 3 categories among
-    6-10 filler words; the question names one of the 3 categories, the answer is its word."""
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        picked = {c: rng.choice(CATEGORIES[c]) for c in rng.sample(sorted(CATEGORIES), 3)}
-        words = rng.choices(FILLER, k=rng.randint(6, 10))
-        for word in picked.values():
-            words.insert(rng.randrange(len(words) + 1), word)
-        asked = rng.choice(sorted(picked))
-        rows.append({"question": f"which {asked} is mentioned?", "context": " ".join(words), "answer": picked[asked]})
-    return rows
+    """A learnable extraction task: 6-10 filler words with the hidden words; T5 generates the answer."""
+    return [{k: r[k] for k in ("question", "context", "answer")}
+            for r in hidden_word_rows(n, seed, filler_words=(6, 10))]
 
 
 def qa_overrides(train_file: Path, epochs: int) -> list[str]:
@@ -238,7 +221,7 @@ def test_summarization_fast_dev_run(tmp_path):
     rng = random.Random(7)
     rows = []
     for i in range(60):
-        words = rng.choices(FILLER + CATEGORIES["city"], k=30)
+        words = rng.choices(EXTRACTION_FILLER + CATEGORIES["city"], k=30)
         rows.append({"document": f"report {i}: " + " ".join(words), "summary": " ".join(words[:5])})
     data = write_table(rows, tmp_path / "docs.jsonl")
     run = tmp_path / "run"
