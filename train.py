@@ -5,6 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from lit_nlp.config_errors import one_line_config_errors
 from lit_nlp.console import quiet_console
 from lit_nlp.distributed import shared_run_dir_argv, sweep_job_argv
 from lit_nlp.errors import exit_on_user_error
@@ -28,7 +29,8 @@ def cli() -> None:
     sys.argv = resume_argv(sys.argv)  # resume=<run dir> composes that run's saved config
     sys.argv = shared_run_dir_argv(sys.argv)  # every rank of a multi-process run in one run dir
     sys.argv = trainer_argv(sys.argv)  # trainer.<any Trainer argument>=... without Hydra's "+"
-    main()
+    with one_line_config_errors():  # a misspelt option or key: one line, not Hydra's page
+        main()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@ import logging
 import sys
 from typing import Callable, Iterable
 
+from omegaconf.errors import GrammarParseError, InterpolationKeyError, UnsupportedInterpolationType
+
+# a `${...}` that names no key or resolver, or does not parse: a typo in the config, not a bug
+INTERPOLATION_MISTAKES = (InterpolationKeyError, UnsupportedInterpolationType, GrammarParseError)
+
 log = logging.getLogger(__name__)
 
 
@@ -24,11 +29,15 @@ def raise_if_any(problems: Iterable[str], prefix: str = "") -> None:
 def user_error(err: BaseException | None) -> LitNlpError | None:
     """The project's own error behind `err`: `err` itself, or the cause of an exception that
     wraps it (Hydra's `instantiate` re-raises a constructor's error as an
-    InstantiationException whose message is several lines of its own)."""
+    InstantiationException whose message is several lines of its own). A misspelt `${...}`
+    interpolation counts as one too, named by its key."""
     seen = set()
     while err is not None and id(err) not in seen:
         if isinstance(err, LitNlpError):
             return err
+        if isinstance(err, INTERPOLATION_MISTAKES):
+            reason = str(err).splitlines()[0]  # OmegaConf's next lines repeat the key and its type
+            return LitNlpError(f"config: {err.full_key}: {reason}" if err.full_key else f"config: {reason}")
         seen.add(id(err))
         err = err.__cause__
     return None
