@@ -137,11 +137,16 @@ def test_ranks_cover_every_index_once_with_equal_steps(world, batch, n):
 
 def test_ranks_slice_the_global_batches_of_one_process():
     """2 ranks x batch 8 train on the same global batches as 1 process x batch 16, in the same
-    order: what makes a DDP run match a single-process run."""
+    order, every epoch: what makes a DDP run match a single-process run (tests/test_distributed.py
+    checks it again on the batches a real 2-process run trains on)."""
     lengths = LENGTHS[:1000]  # 62 global batches of 16 and one of 8: no top-up
-    single = list(LengthGroupedBatchSampler(lengths, 16, seed=3))
-    r0, r1 = (list(s) for s in rank_samplers(2, 8, lengths, seed=3))
-    assert [sorted(a + b) for a, b in zip(r0, r1)] == [sorted(b) for b in single]
+    single = LengthGroupedBatchSampler(lengths, 16, seed=3)
+    ranks = rank_samplers(2, 8, lengths, seed=3)
+    for epoch in range(2):
+        for sampler in (single, *ranks):
+            sampler.set_epoch(epoch)
+        r0, r1 = (list(s) for s in ranks)
+        assert [sorted(a + b) for a, b in zip(r0, r1)] == [sorted(b) for b in single], f"epoch {epoch}"
 
 
 def test_rank_batches_are_length_homogeneous_and_reshuffled():
