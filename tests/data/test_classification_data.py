@@ -10,7 +10,7 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import ROOT, multilabel_rows, synthetic_rows, write_table
+from conftest import ROOT, multilabel_rows, one_line, synthetic_rows, write_table
 from lit_nlp.data.classification import ClassificationDataModule
 from lit_nlp.data.tokenizers import WordPieceTokenizer
 from lit_nlp.errors import LitNlpError
@@ -235,7 +235,7 @@ def test_second_module_loads_the_cache(make_dm, tmp_path, monkeypatch):
     def no_rebuild(self, path):
         raise AssertionError("cache rebuilt although the settings did not change")
 
-    monkeypatch.setattr(ClassificationDataModule, "_build_cache", no_rebuild)
+    monkeypatch.setattr(ClassificationDataModule, "build_cache", no_rebuild)
     second = make_dm(train_file=path)
     assert second.cache_path == first.cache_path
     assert meta.stat().st_mtime_ns == mtime
@@ -313,12 +313,6 @@ def test_train_loader_sees_every_row_once(make_dm, tmp_path):
 
 
 # ----------------------------------------------------------------- errors
-def one_line(err) -> str:
-    msg = str(err.value)
-    assert "\n" not in msg and msg
-    return msg
-
-
 def test_missing_train_file(make_dm, tmp_path):
     missing = tmp_path / "nope.csv"
     with pytest.raises(LitNlpError) as err:

@@ -13,15 +13,10 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import write_table
-from lit_nlp.data.extractive_qa import (
-    IGNORE_INDEX,
-    ExtractiveQADataModule,
-    collate_qa,
-    encode_windows,
-    parse_answers,
-    span_labels,
-)
+from conftest import one_line, write_table
+from lit_nlp.codecs.common import IGNORE_INDEX
+from lit_nlp.codecs.extractive_qa import collate_qa, encode_windows, span_labels
+from lit_nlp.data.extractive_qa import ExtractiveQADataModule, parse_answers
 from lit_nlp.data.tokenizers import PretrainedTokenizer, WordPieceTokenizer
 from lit_nlp.errors import LitNlpError
 from lit_nlp.resolvers import minilm_dir
@@ -44,12 +39,6 @@ def minilm_tokenizer():
 
 def char_start(text: str, context: str = CONTEXT) -> int:
     return (" " + context + " ").index(" " + text + " ")
-
-
-def one_line(err) -> str:
-    msg = str(err.value)
-    assert msg and "\n" not in msg, msg
-    return msg
 
 
 # ----------------------------------------------------------------- windows and labels

@@ -10,8 +10,9 @@ import re
 
 import pytest
 
-from conftest import write_table
-from lit_nlp.data.seq2seq import LABEL_PAD, Seq2SeqDataModule
+from conftest import one_line, write_table
+from lit_nlp.codecs.common import IGNORE_INDEX
+from lit_nlp.data.seq2seq import Seq2SeqDataModule
 from lit_nlp.data.tokenizers import BPETokenizer
 from lit_nlp.errors import LitNlpError
 
@@ -53,12 +54,6 @@ def all_rows(dm) -> list[dict]:
     return [row for split in ("train", "validation", "test") for row in dm.datasets[split]]
 
 
-def one_line(err) -> str:
-    msg = str(err.value)
-    assert msg and "\n" not in msg, msg
-    return msg
-
-
 # ----------------------------------------------------------------- template and tokens
 def test_template_filled_with_cleaned_columns(make_dm, tmp_path):
     rows = qa_rows(40)
@@ -94,7 +89,7 @@ def test_collate_pads_labels_with_minus_100_and_inputs_with_pad(make_dm, tmp_pat
         assert pad not in batch["labels"]  # pad is a real id to the loss; -100 is ignored
         for labels, ids, mask, row in zip(batch["labels"], batch["input_ids"], batch["attention_mask"], rows):
             n, m = len(row["labels"]), len(row["input_ids"])
-            assert labels[:n].tolist() == row["labels"] and (labels[n:] == LABEL_PAD).all()
+            assert labels[:n].tolist() == row["labels"] and (labels[n:] == IGNORE_INDEX).all()
             assert ids[:m].tolist() == row["input_ids"] and (ids[m:] == pad).all()
             assert mask[:m].all() and not mask[m:].any()
             padded_labels += n < len(labels)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import one_line
 from lit_nlp.data.squad import read_squad
 from lit_nlp.errors import LitNlpError
 
@@ -37,12 +38,6 @@ def squad_doc() -> dict:
 def write_json(doc, path: Path) -> Path:
     path.write_text(json.dumps(doc))
     return path
-
-
-def one_line(err) -> str:
-    msg = str(err.value)
-    assert msg and "\n" not in msg, msg
-    return msg
 
 
 def test_rows_target_and_all_distinct_answers(tmp_path):

@@ -5,11 +5,9 @@ dynamic padding changes the batch shape every step."""
 from __future__ import annotations
 
 import pytest
-import torch
 from transformers import AutoModelForSequenceClassification
 
-from lit_nlp.data.classification import pad_batch
-from lit_nlp.models import backbones
+from lit_nlp.codecs.classification import pad_batch
 from lit_nlp.models.backbones import build_hf_model
 from lit_nlp.models.classification import ClassificationModule
 from models.test_classification_module import BACKBONES, make_module

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from transformers import T5ForConditionalGeneration
 
 from conftest import compose_cfg, write_table
-from lit_nlp.data.seq2seq import LABEL_PAD, pad_seq2seq
+from lit_nlp.codecs.common import IGNORE_INDEX
+from lit_nlp.codecs.seq2seq import pad_seq2seq
 from lit_nlp.errors import LitNlpError
 from lit_nlp.models.seq2seq import Seq2SeqModule
 
@@ -69,17 +70,17 @@ def test_training_step_loss_is_plain_t5_loss():
     plain.eval()
     batch = padded_batch()
     labels = batch["labels"]
-    assert (labels == LABEL_PAD).any() and (batch["attention_mask"] == 0).any()  # really padded
+    assert (labels == IGNORE_INDEX).any() and (batch["attention_mask"] == 0).any()  # really padded
     with torch.no_grad():
         loss = module.training_step(batch, 0)
         out = plain(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels)
     assert loss.ndim == 0
     torch.testing.assert_close(loss, out.loss)
     # by hand: mean token cross-entropy over the positions that hold a label
-    keep = labels != LABEL_PAD
+    keep = labels != IGNORE_INDEX
     manual = -out.logits.log_softmax(-1)[keep].gather(-1, labels[keep].unsqueeze(-1)).mean()
     torch.testing.assert_close(loss, manual)
-    flat = F.cross_entropy(out.logits.flatten(0, 1), labels.flatten(), ignore_index=LABEL_PAD)
+    flat = F.cross_entropy(out.logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
     torch.testing.assert_close(loss, flat)
     with torch.no_grad():
         # the source padding is masked: other ids at padded positions leave the loss as it was

@@ -14,8 +14,7 @@ import torch
 from transformers import TrainerCallback
 
 from lit_nlp.data.shapes import real_rows
-
-LABEL_PAD = -100
+from lit_nlp.codecs.common import IGNORE_INDEX
 
 
 class StepMeter:
@@ -56,7 +55,7 @@ class StepMeter:
         self._add("tokens", lengths.sum())
         self._add("tokens_sq", (lengths * lengths).sum())
         if "labels" in batch and batch["labels"].dim() == 2:  # seq2seq targets
-            target = (batch["labels"][:n] != LABEL_PAD).sum(1)
+            target = (batch["labels"][:n] != IGNORE_INDEX).sum(1)
             self._add("target_tokens", target.sum())
             self._add("target_sq", (target * target).sum())
             self._add("cross", (lengths * target).sum())

@@ -30,9 +30,9 @@ from lit_nlp.bench.workloads import (
     real_module,
     synthetic_rows,
 )
-from lit_nlp.data.classification import pad_batch
+from lit_nlp.codecs.classification import pad_batch
 from lit_nlp.data.sampler import make_loader
-from lit_nlp.data.seq2seq import pad_seq2seq
+from lit_nlp.codecs.seq2seq import pad_seq2seq
 
 log = logging.getLogger(__name__)
 

@@ -13,33 +13,22 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import pandas as pd
-import torch
-from torch.utils.data import DataLoader
 
 from lit_nlp.data.cache import (
-    DONE_MARKER,
-    cache_key,
-    data_report,
-    file_fingerprints,
-    load_splits,
-    prepare_cache,
-    tokenizer_files,
     write_splits,
 )
+from lit_nlp.codecs.classification import pad_batch, tokenize
 from lit_nlp.data.cleaning import TextCleaner, drop_rows, log_dropped
 from lit_nlp.data.io import load_hub_frames, read_table, require_columns
 from lit_nlp.data.labels import check_labels, rarest_label, read_label_columns, split_label_lists
-from lit_nlp.data.sampler import split_loader
-from lit_nlp.data.shapes import bucket_lengths, padded_length
 from lit_nlp.data.splits import carve_splits
+from lit_nlp.data.task_data import SPLITS, TaskDataModule
 from lit_nlp.data.tokenizers import tokenizer_before_data
 from lit_nlp.errors import LitNlpError, raise_if_any
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
 # Bump when the cached layout or preprocessing changes, so old caches are not reused.
 CACHE_VERSION = 2
 
@@ -49,26 +38,7 @@ def demo_file() -> str:
     return str(resources.files("lit_nlp.data") / "demo" / "sentiment.csv")
 
 
-def tokenize(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int) -> dict:
-    """Truncate to max_length, no padding (the collator pads each batch to its own longest)."""
-    return tokenizer(texts, pairs, truncation=True, max_length=max_length)
-
-
-def pad_batch(features: list[dict], pad_token_id: int, pad_to_multiple_of: int | None = None,
-              buckets: list[int] | None = None) -> dict:
-    """Stack a list of tokenized rows into padded tensors: to the batch's longest row (dynamic
-    padding), rounded up to `pad_to_multiple_of`, or up to one of `buckets` (static shapes)."""
-    longest = padded_length(max(len(f["input_ids"]) for f in features), pad_to_multiple_of, buckets)
-    batch: dict[str, torch.Tensor] = {}
-    for key, pad in (("input_ids", pad_token_id), ("attention_mask", 0), ("token_type_ids", 0)):
-        if key in features[0]:
-            batch[key] = torch.tensor([f[key] + [pad] * (longest - len(f[key])) for f in features])
-    if "labels" in features[0]:
-        batch["labels"] = torch.tensor([f["labels"] for f in features])
-    return batch
-
-
-class ClassificationDataModule(L.LightningDataModule):
+class ClassificationDataModule(TaskDataModule):
     """Sentence (or sentence-pair) classification from local files or a hub dataset.
 
     Files: `train_file` alone is split into train/validation/test by `val_ratio`/`test_ratio`
@@ -82,6 +52,8 @@ class ClassificationDataModule(L.LightningDataModule):
     two ways), `warn` logs it and trains. The tokenizer source is handed in by `train()`
     (`tokenizer` config group).
     """
+
+    task_name = "classification"
 
     def __init__(
         self,
@@ -120,11 +92,15 @@ class ClassificationDataModule(L.LightningDataModule):
         cache_dir: str = ".cache/lit_nlp",
         tokenizer: Any = None,
     ):
-        super().__init__()
+        super().__init__(files={"train": train_file, "validation": validation_file, "test": test_file}, seed=seed,
+                         batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers,
+                         pin_memory=pin_memory, group_by_length=group_by_length,
+                         pad_to_multiple_of=pad_to_multiple_of, static_shapes=static_shapes,
+                         length_buckets=length_buckets, bucket_length=max_length, cache_dir=cache_dir,
+                         tokenizer=tokenizer)
         if isinstance(cleaning, dict) or cleaning is None:
             cleaning = TextCleaner(**(cleaning or {}))
         self.cleaner = cleaning
-        self.files = {"train": train_file, "validation": validation_file, "test": test_file}
         self.format, self.encoding, self.quoting = format, encoding, quoting
         self.column_names = list(column_names) if column_names is not None else None
         self.hub_dataset, self.hub_subset = hub_dataset, hub_subset
@@ -136,24 +112,9 @@ class ClassificationDataModule(L.LightningDataModule):
         self.multi_label = bool(label_separator or label_columns)
         self.label_checks = label_checks
         self.val_ratio, self.test_ratio = val_ratio, test_ratio
-        self.num_folds, self.fold, self.seed = num_folds, fold, seed
+        self.num_folds, self.fold = num_folds, fold
         self.max_length = max_length
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers, self.pin_memory = num_workers, pin_memory
-        self.group_by_length = group_by_length
-        self.pad_to_multiple_of = pad_to_multiple_of
-        # static shapes (data/shapes.py): lengths padded up to a bucket, short batches filled
-        self.static_shapes = bool(static_shapes)
-        self.length_buckets = length_buckets
-        self.buckets = bucket_lengths(max_length, length_buckets) if self.static_shapes else None
-        self.cache_dir = Path(cache_dir)
-        self.tokenizer_source = tokenizer
         self._check_config()
-        # filled by setup()
-        self.tokenizer = None
-        self.datasets: dict = {}
-        self.meta: dict = {}
 
     # ----------------------------------------------------------------- config and cache key
     def _check_config(self) -> None:
@@ -181,26 +142,17 @@ class ClassificationDataModule(L.LightningDataModule):
             problems.append(f"data.label_checks must be error or warn, got {self.label_checks!r}")
         raise_if_any(problems)
 
-    def _cache_key(self) -> str:
-        settings = {
-            "version": CACHE_VERSION, "files": file_fingerprints(self.files), "format": self.format, "encoding": self.encoding,
+    def cache_settings(self) -> dict:
+        return {
+            "version": CACHE_VERSION, "format": self.format, "encoding": self.encoding,
             "quoting": self.quoting, "column_names": self.column_names,
             "hub": [self.hub_dataset, self.hub_subset, self.hub_splits],
             "columns": [self.text_column, self.text_pair_column, self.label_column],
             "label_names": self.label_names, "multi_label": [self.label_separator, self.label_columns],
             "label_checks": self.label_checks, "cleaning": self.cleaner.to_config(),
             "split": [self.val_ratio, self.test_ratio, self.num_folds, self.fold, self.seed],
-            "max_length": self.max_length, "tokenizer": self.tokenizer_source.cache_key(),
+            "max_length": self.max_length,
         }
-        return cache_key(settings)
-
-    @property
-    def cache_path(self) -> Path:
-        if not hasattr(self, "_cache_path"):
-            if self.tokenizer_source is None:
-                raise LitNlpError("the data module has no tokenizer source; pass tokenizer=...")
-            self._cache_path = self.cache_dir / "classification" / self._cache_key()
-        return self._cache_path
 
     # ----------------------------------------------------------------- reading
     def _read_sources(self) -> dict[str, pd.DataFrame]:
@@ -333,11 +285,8 @@ class ClassificationDataModule(L.LightningDataModule):
             return int(sum(row[label_id] for row in frame["label"]))
         return int((frame["label"] == label_id).sum())
 
-    # ----------------------------------------------------------------- Lightning hooks
-    def prepare_data(self) -> None:
-        prepare_cache(self.files, self.cache_path, self._build_cache)
-
-    def _build_cache(self, tmp: Path) -> None:
+    # ----------------------------------------------------------------- building the cache
+    def build_cache(self, tmp: Path) -> None:
         source = self.tokenizer_source
         tokenizer = tokenizer_before_data(source, self.cleaner)
         raw = self._read_sources()
@@ -374,12 +323,7 @@ class ClassificationDataModule(L.LightningDataModule):
         # lengths drive the length-grouped sampler
         return {**encoded, "labels": rows["label"], "length": [len(ids) for ids in encoded["input_ids"]]}
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
-            return
-        if not (self.cache_path / DONE_MARKER).is_file():
-            self.prepare_data()
-        self.meta, self.tokenizer, self.datasets = load_splits(self.cache_path, SPLITS)
+    def on_loaded(self) -> None:
         # the cleaning actually applied (lowercase resolved) is what predict must apply again
         self.cleaner = TextCleaner(**self.meta["cleaning"])
         log.info("data: %s rows (train/validation/test), labels %s, dropped by cleaning: %s",
@@ -408,20 +352,8 @@ class ClassificationDataModule(L.LightningDataModule):
                 "pad_token_id": self.tokenizer.pad_token_id, "multi_label": self.multi_label,
                 "label_counts": self.meta["label_counts"]["train"], "train_rows": self.meta["rows"]["train"]}
 
-    def report(self) -> dict:
-        return data_report(self.meta)
-
-    def _collate(self, features: list[dict]) -> dict:
+    def collate(self, features: list[dict]) -> dict:
         return pad_batch(features, self.tokenizer.pad_token_id, self.pad_to_multiple_of, self.buckets)
-
-    def train_dataloader(self) -> DataLoader:
-        return split_loader(self, "train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return split_loader(self, "validation", train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return split_loader(self, "test", train=False)
 
     # ----------------------------------------------------------------- what travels with the model
     def text_settings(self) -> dict:
@@ -436,7 +368,3 @@ class ClassificationDataModule(L.LightningDataModule):
             "multi_label": self.multi_label,
             "length_buckets": self.length_buckets,  # predict's static shapes, as in training
         }
-
-    def state_dict(self) -> dict:
-        # saved in every checkpoint, so a lone .ckpt can predict: text settings + tokenizer files
-        return {"text_settings": self.text_settings(), "tokenizer_files": tokenizer_files(self.cache_path / "tokenizer")}

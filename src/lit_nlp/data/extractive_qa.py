@@ -21,37 +21,24 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import pandas as pd
-import torch
-from torch.utils.data import DataLoader
 
+from lit_nlp.codecs.extractive_qa import collate_qa, encode_windows, question_too_long
 from lit_nlp.data.cache import (
     DONE_MARKER,
-    cache_key,
     data_report,
-    file_fingerprints,
-    load_splits,
-    prepare_cache,
-    tokenizer_files,
     write_splits,
 )
 from lit_nlp.data.io import FORMATS, read_table, require_columns
-from lit_nlp.data.sampler import split_loader
-from lit_nlp.data.shapes import bucket_lengths, padded_length
 from lit_nlp.data.splits import carve_splits
+from lit_nlp.data.task_data import SPLITS, TaskDataModule
 from lit_nlp.data.squad import read_squad
 from lit_nlp.errors import LitNlpError, raise_if_any
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
 CACHE_VERSION = 1
-# label of filler rows (fixed-shape batches): cross-entropy with ignore_index=-100 skips them
-IGNORE_INDEX = -100
-# offsets / word id of a token outside the context (question, special tokens, padding)
-OFF_CONTEXT = -1
 # problems listed in an error message before "... and N more"
 SHOWN = 3
 
@@ -107,90 +94,8 @@ def answer_problems(frame: pd.DataFrame) -> list[str]:
     return problems
 
 
-# ---------------------------------------------------------------------------- windows and labels
-def question_too_long(tokenizer, questions: list[str], max_length: int, doc_stride: int) -> list[int]:
-    """Indices of questions that leave no room for context: each window holds the whole
-    question, the special tokens and more than `doc_stride` context tokens."""
-    room = max_length - tokenizer.num_special_tokens_to_add(pair=True) - doc_stride
-    lengths = [len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]]
-    return [i for i, n in enumerate(lengths) if n >= room]
-
-
-def span_labels(offsets: list, char_start: int, char_end: int, cls_index: int) -> tuple[int, int]:
-    """(first token, last token) of the characters [char_start, char_end) among the context
-    tokens (`offsets` (-1, -1) elsewhere), or (cls_index, cls_index) unless wholly inside."""
-    context = [k for k, (a, _) in enumerate(offsets) if a != OFF_CONTEXT]
-    if not context or offsets[context[0]][0] > char_start or offsets[context[-1]][1] < char_end:
-        return cls_index, cls_index
-    start = max(k for k in context if offsets[k][0] <= char_start)
-    end = min(k for k in context if offsets[k][1] >= char_end)
-    return start, end
-
-
-def encode_windows(tokenizer, questions: list[str], contexts: list[str], max_length: int, doc_stride: int,
-                   answer_texts: list[list[str]] | None = None, answer_starts: list[list[int]] | None = None) -> dict:
-    """Tokenize question/context pairs into windows (lists, one entry per window): the model
-    inputs, `example` (which pair it came from), `offsets` and `word_ids` of its context tokens
-    ((-1, -1) and -1 elsewhere) and, with answers given, `start_positions`/`end_positions`
-    from the first answer."""
-    enc = tokenizer(questions, contexts, truncation="only_second", max_length=max_length, stride=doc_stride,
-                    return_overflowing_tokens=True, return_offsets_mapping=True)
-    examples = enc.pop("overflow_to_sample_mapping")
-    out = {key: enc[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in enc}
-    out.update(example=list(examples), offsets=[], word_ids=[])
-    if answer_texts is not None:
-        out.update(start_positions=[], end_positions=[])
-    for i, example in enumerate(examples):
-        in_context = [s == 1 for s in enc.sequence_ids(i)]
-        offsets = [list(o) if inside else [OFF_CONTEXT, OFF_CONTEXT]
-                   for o, inside in zip(enc["offset_mapping"][i], in_context)]
-        out["offsets"].append(offsets)
-        out["word_ids"].append([w if inside else OFF_CONTEXT for w, inside in zip(enc.word_ids(i), in_context)])
-        if answer_texts is None:
-            continue
-        ids = enc["input_ids"][i]
-        cls_index = ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
-        texts, starts = answer_texts[example], answer_starts[example]
-        if texts:
-            text = texts[0]
-            # a gold text with surrounding spaces: label the words, not the spaces
-            char_start = starts[0] + len(text) - len(text.lstrip())
-            char_end = starts[0] + len(text.rstrip())
-            start, end = span_labels(offsets, char_start, char_end, cls_index)
-        else:
-            start = end = cls_index
-        out["start_positions"].append(start)
-        out["end_positions"].append(end)
-    return out
-
-
-def collate_qa(features: list[dict], pad_token_id: int, pad_to_multiple_of: int | None = None,
-               buckets: list[int] | None = None) -> dict:
-    """Padding of windows to the batch's longest, rounded up to `pad_to_multiple_of`, or up to
-    one of `buckets` (static shapes); `context_mask` (true on context tokens) from the offsets.
-    Offsets, word ids, question ids, contexts and gold answers stay Python lists (decoding runs
-    on the CPU)."""
-    longest = padded_length(max(len(f["input_ids"]) for f in features), pad_to_multiple_of, buckets)
-
-    def pad(key, value):
-        return torch.tensor([f[key] + [value] * (longest - len(f[key])) for f in features])
-
-    batch = {"input_ids": pad("input_ids", pad_token_id), "attention_mask": pad("attention_mask", 0)}
-    if "token_type_ids" in features[0]:
-        batch["token_type_ids"] = pad("token_type_ids", 0)
-    batch["context_mask"] = torch.tensor([[o[0] != OFF_CONTEXT for o in f["offsets"]]
-                                          + [False] * (longest - len(f["offsets"])) for f in features])
-    if "start_positions" in features[0]:
-        batch["start_positions"] = torch.tensor([f["start_positions"] for f in features])
-        batch["end_positions"] = torch.tensor([f["end_positions"] for f in features])
-    for key in ("offsets", "word_ids", "id", "context", "answers"):
-        if key in features[0]:
-            batch[key] = [f[key] for f in features]
-    return batch
-
-
 # ---------------------------------------------------------------------------- the data module
-class ExtractiveQADataModule(L.LightningDataModule):
+class ExtractiveQADataModule(TaskDataModule):
     """Questions, contexts and answer spans from the official SQuAD JSON (`format=squad`) or a
     flat file (csv, tsv, json, jsonl, parquet) with question, context and answers columns.
 
@@ -203,6 +108,9 @@ class ExtractiveQADataModule(L.LightningDataModule):
     max_answer_length, n_best, align_to_words, allow_unanswerable: how predicted spans become
     answers (see lit_nlp.models.span_decoding); handed to the model and saved for predict.
     """
+
+    task_name = "extractive_qa"
+    main_metric = "val/f1"
 
     def __init__(
         self,
@@ -236,29 +144,20 @@ class ExtractiveQADataModule(L.LightningDataModule):
         cache_dir: str = ".cache/lit_nlp",
         tokenizer: Any = None,
     ):
-        super().__init__()
-        self.files = {"train": train_file, "validation": validation_file, "test": test_file}
+        super().__init__(files={"train": train_file, "validation": validation_file, "test": test_file}, seed=seed,
+                         batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers,
+                         pin_memory=pin_memory, group_by_length=group_by_length,
+                         pad_to_multiple_of=pad_to_multiple_of, static_shapes=static_shapes,
+                         length_buckets=length_buckets, bucket_length=max_length, cache_dir=cache_dir,
+                         tokenizer=tokenizer)
         self.format, self.encoding = format, encoding
         self.columns = {"id": id_column, "question": question_column, "context": context_column,
                         "answers": answers_column}
         self.allow_unanswerable = allow_unanswerable
-        self.val_ratio, self.test_ratio, self.max_train_rows, self.seed = val_ratio, test_ratio, max_train_rows, seed
+        self.val_ratio, self.test_ratio, self.max_train_rows = val_ratio, test_ratio, max_train_rows
         self.max_length, self.doc_stride = max_length, doc_stride
         self.max_answer_length, self.n_best, self.align_to_words = max_answer_length, n_best, align_to_words
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers, self.pin_memory = num_workers, pin_memory
-        self.group_by_length, self.pad_to_multiple_of = group_by_length, pad_to_multiple_of
-        # static shapes (data/shapes.py): windows padded up to a bucket, short batches filled
-        self.static_shapes = bool(static_shapes)
-        self.length_buckets = length_buckets
-        self.buckets = bucket_lengths(max_length, length_buckets) if self.static_shapes else None
-        self.cache_dir = Path(cache_dir)
-        self.tokenizer_source = tokenizer
         self._check_config()
-        self.tokenizer = None
-        self.datasets: dict = {}
-        self.meta: dict = {}
 
     def _check_config(self) -> None:
         problems = []
@@ -281,19 +180,12 @@ class ExtractiveQADataModule(L.LightningDataModule):
         raise_if_any(problems)
 
     # ----------------------------------------------------------------- cache
-    @property
-    def cache_path(self) -> Path:
-        if not hasattr(self, "_cache_path"):
-            if self.tokenizer_source is None:
-                raise LitNlpError("the data module has no tokenizer source; pass tokenizer=...")
-            settings = {
-                "version": CACHE_VERSION, "files": file_fingerprints(self.files), "format": self.format,
-                "encoding": self.encoding, "columns": self.columns, "unanswerable": self.allow_unanswerable,
-                "split": [self.val_ratio, self.test_ratio, self.seed], "max_train_rows": self.max_train_rows,
-                "windows": [self.max_length, self.doc_stride], "tokenizer": self.tokenizer_source.cache_key(),
-            }
-            self._cache_path = self.cache_dir / "extractive_qa" / cache_key(settings)
-        return self._cache_path
+    def cache_settings(self) -> dict:
+        return {
+            "version": CACHE_VERSION, "format": self.format, "encoding": self.encoding, "columns": self.columns,
+            "unanswerable": self.allow_unanswerable, "split": [self.val_ratio, self.test_ratio, self.seed],
+            "max_train_rows": self.max_train_rows, "windows": [self.max_length, self.doc_stride],
+        }
 
     # ----------------------------------------------------------------- reading
     def _read_file(self, path: str) -> pd.DataFrame:
@@ -379,10 +271,7 @@ class ExtractiveQADataModule(L.LightningDataModule):
         raise_if_any(problems)
 
     # ----------------------------------------------------------------- Lightning hooks
-    def prepare_data(self) -> None:
-        prepare_cache(self.files, self.cache_path, self._build_cache)
-
-    def _build_cache(self, tmp: Path) -> None:
+    def build_cache(self, tmp: Path) -> None:
         source = self.tokenizer_source
         tokenizer = None if source.trained_from_data else source.build()
         frames = self._read()
@@ -426,12 +315,7 @@ class ExtractiveQADataModule(L.LightningDataModule):
                        length=[len(ids) for ids in windows["input_ids"]])
         return windows
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
-            return
-        if not (self.cache_path / DONE_MARKER).is_file():
-            self.prepare_data()
-        self.meta, self.tokenizer, self.datasets = load_splits(self.cache_path, SPLITS)
+    def on_loaded(self) -> None:
         # evaluation windows longest first: in file order, batches of 64 SQuAD v1.1 dev windows
         # (384 tokens) pad 1.90M real tokens to 3.13M, in length order to 1.91M; a question is
         # answered once all its windows are in, so their order does not matter
@@ -443,8 +327,6 @@ class ExtractiveQADataModule(L.LightningDataModule):
                  "/".join(str(self.meta["windows"].get(s, 0)) for s in SPLITS), self.meta["dropped"] or "none")
 
     # ----------------------------------------------------------------- facts and loaders
-    main_metric = "val/f1"
-
     def model_facts(self) -> dict:
         """Run-time facts `train()` hands to the model."""
         return {"vocab_size": len(self.tokenizer), "pad_token_id": self.tokenizer.pad_token_id,
@@ -455,17 +337,8 @@ class ExtractiveQADataModule(L.LightningDataModule):
         sample = {"data/train_sample": self.meta["train_sample"]} if self.meta.get("train_sample") else {}
         return {**data_report(self.meta), **sample, **{f"data/windows/{k}": v for k, v in self.meta["windows"].items()}}
 
-    def _collate(self, features: list[dict]) -> dict:
+    def collate(self, features: list[dict]) -> dict:
         return collate_qa(features, self.tokenizer.pad_token_id, self.pad_to_multiple_of, self.buckets)
-
-    def train_dataloader(self) -> DataLoader:
-        return split_loader(self, "train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return split_loader(self, "validation", train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return split_loader(self, "test", train=False)
 
     def text_settings(self) -> dict:
         """What predict needs to window raw questions and contexts and decode answers as here."""
@@ -474,6 +347,3 @@ class ExtractiveQADataModule(L.LightningDataModule):
                 "doc_stride": self.doc_stride, "max_answer_length": self.max_answer_length, "n_best": self.n_best,
                 "unanswerable": self.allow_unanswerable, "align_to_words": self.align_to_words,
                 "length_buckets": self.length_buckets}
-
-    def state_dict(self) -> dict:
-        return {"text_settings": self.text_settings(), "tokenizer_files": tokenizer_files(self.cache_path / "tokenizer")}

@@ -31,7 +31,10 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     over the global batch.
 
     Deterministic in (seed, epoch): Lightning calls `set_epoch` before every epoch, so a run
-    resumed from a checkpoint sees the same batches as one that never stopped.
+    resumed from a checkpoint sees the same batches as one that never stopped. A resumed run
+    builds its loader (and, with workers, fetches its first batches) before that call, so
+    `resume_at` places the sampler where the checkpoint left off: the epoch to run and, after a
+    mid-epoch checkpoint, how many of its batches were already trained (skipped once).
     `group_by_length=False` gives a plain seeded shuffle.
     """
 
@@ -52,6 +55,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         self.num_replicas = num_replicas
         self.rank = rank
         self.epoch = 0
+        self._skip: tuple[int, int] | None = None  # (epoch, batches) already trained before a restart
 
     @property
     def sampler(self) -> LengthGroupedBatchSampler:
@@ -61,6 +65,12 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def resume_at(self, epoch: int, batches_done: int = 0) -> None:
+        """Start at `epoch`, leaving out its first `batches_done` batches (those trained before
+        the checkpoint); later epochs are whole."""
+        self.epoch = epoch
+        self._skip = (epoch, batches_done) if batches_done else None
 
     def global_batches(self) -> list[list[int]]:
         """All ranks' batches of the current epoch, before slicing (what one process with
@@ -81,7 +91,11 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         batches = self.global_batches()
-        for batch in batches:
+        skip = self._skip[1] if self._skip and self._skip[0] == self.epoch else 0
+        self._skip = None
+        for position, batch in enumerate(batches):
+            if position < skip:
+                continue
             short = -len(batch) % self.num_replicas
             if short:  # top up from the epoch's first batch (repeated, should that one be this short one)
                 batch = batch + (batches[0] * self.num_replicas)[:short]
@@ -124,8 +138,11 @@ def make_loader(dataset, collate_fn, batch_size: int, train: bool, seed: int = 0
     (data/shapes.py), for static shapes."""
     if full_batches:
         collate_fn = functools.partial(collate_full_batch, collate=collate_fn, rows=batch_size)
+    # the loader's own generator: building an iterator draws its workers' base seed from it, not
+    # from torch's global generator, whose stream (dropout) would then depend on when Lightning
+    # builds the iterator (after the epoch's reseed in a straight run, before it when resuming)
     common = dict(collate_fn=collate_fn, num_workers=num_workers, pin_memory=pin_memory,
-                  persistent_workers=num_workers > 0)
+                  persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed))
     rows = dataset.remove_columns(["length"])
     if train:
         batches = LengthGroupedBatchSampler(dataset["length"], batch_size, seed=seed, group_by_length=group_by_length,
@@ -135,11 +152,29 @@ def make_loader(dataset, collate_fn, batch_size: int, train: bool, seed: int = 0
 
 
 def split_loader(dm, split: str, train: bool) -> DataLoader:
-    """The loader of one split of either data module `dm` (its datasets, batch sizes, seed,
-    loader settings and `_collate`), this rank's share under its trainer's DDP."""
+    """The loader of one split of a data module `dm` (its datasets, batch sizes, seed, loader
+    settings and `collate`), this rank's share under its trainer's DDP; the training loader
+    starts where `dm.resume_position` (restored from a checkpoint) says."""
     if split not in dm.datasets:
         raise LitNlpError(f"no {split} split in the prepared data")
     num_replicas, rank = trainer_shard(dm.trainer)
-    return make_loader(dm.datasets[split], dm._collate, dm.batch_size if train else dm.eval_batch_size, train,
-                       dm.seed, dm.group_by_length, dm.num_workers, dm.pin_memory,
-                       num_replicas=num_replicas, rank=rank, full_batches=dm.static_shapes)
+    loader = make_loader(dm.datasets[split], dm.collate, dm.batch_size if train else dm.eval_batch_size, train,
+                         dm.seed, dm.group_by_length, dm.num_workers, dm.pin_memory,
+                         num_replicas=num_replicas, rank=rank, full_batches=dm.static_shapes)
+    position = dm.resume_position
+    if train and position:
+        loader.batch_sampler.resume_at(position["epoch"], position["batches_done"])
+        dm.resume_position = None  # once: a loader built again later starts at its epoch's beginning
+    return loader
+
+
+def train_position(trainer) -> dict | None:
+    """Where training stands, for a data module's checkpoint state: the epoch a resumed run
+    trains next and how many of its batches are already trained. A checkpoint written after an
+    epoch's last batch (its validation, its end) resumes at the next epoch's first batch."""
+    if trainer is None or trainer.state.fn != "fit":
+        return None
+    loop = trainer.fit_loop.epoch_loop.batch_progress
+    if loop.is_last_batch:
+        return {"epoch": trainer.current_epoch + 1, "batches_done": 0}
+    return {"epoch": trainer.current_epoch, "batches_done": loop.current.processed}

@@ -12,88 +12,28 @@ from __future__ import annotations
 
 import json
 import logging
-import string
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import pandas as pd
-import torch
-from torch.utils.data import DataLoader
 
 from lit_nlp.data.cache import (
-    DONE_MARKER,
-    cache_key,
-    data_report,
-    file_fingerprints,
-    load_splits,
-    prepare_cache,
-    tokenizer_files,
     write_splits,
 )
+from lit_nlp.codecs.seq2seq import encode_sources, pad_seq2seq, template_fields
 from lit_nlp.data.cleaning import TextCleaner, drop_rows, log_dropped
 from lit_nlp.data.io import load_hub_frames, read_table, require_columns
-from lit_nlp.data.sampler import split_loader
-from lit_nlp.data.shapes import bucket_lengths, padded_length
+from lit_nlp.data.shapes import bucket_lengths
 from lit_nlp.data.splits import carve_splits
+from lit_nlp.data.task_data import SPLITS, TaskDataModule
 from lit_nlp.data.squad import read_squad
 from lit_nlp.data.tokenizers import tokenizer_before_data
 from lit_nlp.errors import LitNlpError, raise_if_any
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
 CACHE_VERSION = 2
-# padding value of labels: ignored by the cross-entropy loss of every HF seq2seq model
-LABEL_PAD = -100
-
-
-def template_fields(template: str) -> list[str]:
-    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
-
-
-def encode_sources(tokenizer, rows: list[dict], template: str, truncate_column: str | None,
-                   max_length: int) -> dict:
-    """Tokenize filled templates; a source longer than `max_length` loses tokens from the end
-    of `truncate_column` only (cut at a token boundary found through the offsets)."""
-    texts = [template.format(**row) for row in rows]
-    if truncate_column:
-        prefix = template.split("{" + truncate_column + "}")[0]
-        # untruncated on purpose (to find the excess), so silence the too-long warning
-        enc = tokenizer(texts, return_offsets_mapping=True, verbose=False)
-        for i, ids in enumerate(enc["input_ids"]):
-            excess = len(ids) - max_length
-            if excess <= 0:
-                continue
-            row = dict(rows[i])
-            start = len(prefix.format(**row))
-            end = start + len(row[truncate_column])
-            inside = [a for a, b in enc["offset_mapping"][i] if start <= a and b <= end and b > a]
-            keep = len(inside) - excess
-            row[truncate_column] = row[truncate_column][: inside[keep] - start].rstrip() if keep > 0 else ""
-            texts[i] = template.format(**row)
-    # truncation=True still guards the rare case where the template alone is too long
-    return tokenizer(texts, truncation=True, max_length=max_length)
-
-
-def pad_seq2seq(features: list[dict], pad_token_id: int, pad_to_multiple_of: int | None = None,
-                buckets: list[int] | None = None, target_buckets: list[int] | None = None) -> dict:
-    """Padding of sources (pad id) and labels (-100) to the batch's longest, rounded up to
-    `pad_to_multiple_of`, or up to one of `buckets` / `target_buckets` (static shapes);
-    references stay Python lists."""
-    def pad(seqs, value, lengths):
-        longest = padded_length(max(len(s) for s in seqs), pad_to_multiple_of, lengths)
-        return torch.tensor([s + [value] * (longest - len(s)) for s in seqs])
-
-    batch = {"input_ids": pad([f["input_ids"] for f in features], pad_token_id, buckets),
-             "attention_mask": pad([f["attention_mask"] for f in features], 0, buckets)}
-    if "labels" in features[0]:
-        batch["labels"] = pad([f["labels"] for f in features], LABEL_PAD, target_buckets)
-    if "references" in features[0]:
-        batch["references"] = [f["references"] for f in features]
-        batch["source"] = [f["source"] for f in features]
-    return batch
 
 
 def _flatten_answers(frame: pd.DataFrame) -> pd.DataFrame:
@@ -106,10 +46,12 @@ def _flatten_answers(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-class Seq2SeqDataModule(L.LightningDataModule):
+class Seq2SeqDataModule(TaskDataModule):
     """Source/target pairs from local files (csv, tsv, json, jsonl, parquet, or `format=squad`
     for the official SQuAD JSON) or a hub dataset. Splitting, cleaning and caching work as in
     the classification data module (splits are random rather than stratified)."""
+
+    task_name = "seq2seq"
 
     def __init__(
         self,
@@ -146,9 +88,13 @@ class Seq2SeqDataModule(L.LightningDataModule):
         cache_dir: str = ".cache/lit_nlp",
         tokenizer: Any = None,
     ):
-        super().__init__()
+        super().__init__(files={"train": train_file, "validation": validation_file, "test": test_file}, seed=seed,
+                         batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers,
+                         pin_memory=pin_memory, group_by_length=group_by_length,
+                         pad_to_multiple_of=pad_to_multiple_of, static_shapes=static_shapes,
+                         length_buckets=length_buckets, bucket_length=max_source_length, cache_dir=cache_dir,
+                         tokenizer=tokenizer)
         self.cleaner = cleaning if isinstance(cleaning, TextCleaner) else TextCleaner(**(cleaning or {}))
-        self.files = {"train": train_file, "validation": validation_file, "test": test_file}
         self.format, self.encoding, self.quoting = format, encoding, quoting
         self.column_names = list(column_names) if column_names is not None else None
         self.hub_dataset, self.hub_subset = hub_dataset, hub_subset
@@ -156,23 +102,12 @@ class Seq2SeqDataModule(L.LightningDataModule):
         self.source_template, self.target_column = source_template, target_column
         self.references_column, self.truncate_column = references_column, truncate_column
         self.task = task  # qa | summarization | classification: picks the metrics
-        self.val_ratio, self.test_ratio, self.max_rows, self.seed = val_ratio, test_ratio, max_rows, seed
+        self.val_ratio, self.test_ratio, self.max_rows = val_ratio, test_ratio, max_rows
         self.max_source_length, self.max_target_length = max_source_length, max_target_length
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers, self.pin_memory = num_workers, pin_memory
-        self.group_by_length, self.pad_to_multiple_of = group_by_length, pad_to_multiple_of
-        # static shapes (data/shapes.py): sources and targets padded up to buckets, short batches filled
-        self.static_shapes = bool(static_shapes)
-        self.buckets = bucket_lengths(max_source_length, length_buckets) if self.static_shapes else None
+        # targets have buckets of their own (static shapes)
         self.target_buckets = bucket_lengths(max_target_length, length_buckets) if self.static_shapes else None
-        self.cache_dir = Path(cache_dir)
-        self.tokenizer_source = tokenizer
         self.fields = template_fields(source_template)
         self._check_config()
-        self.tokenizer = None
-        self.datasets: dict = {}
-        self.meta: dict = {}
 
     def _check_config(self) -> None:
         problems = []
@@ -189,23 +124,16 @@ class Seq2SeqDataModule(L.LightningDataModule):
         raise_if_any(problems)
 
     # ----------------------------------------------------------------- cache
-    @property
-    def cache_path(self) -> Path:
-        if not hasattr(self, "_cache_path"):
-            if self.tokenizer_source is None:
-                raise LitNlpError("the data module has no tokenizer source; pass tokenizer=...")
-            settings = {
-                "version": CACHE_VERSION, "files": file_fingerprints(self.files), "format": self.format, "encoding": self.encoding,
-                "quoting": self.quoting, "column_names": self.column_names,
-                "hub": [self.hub_dataset, self.hub_subset, self.hub_splits],
-                "template": self.source_template, "target": self.target_column,
-                "references": self.references_column, "truncate": self.truncate_column,
-                "cleaning": self.cleaner.to_config(), "split": [self.val_ratio, self.test_ratio, self.seed],
-                "max_rows": self.max_rows, "lengths": [self.max_source_length, self.max_target_length],
-                "tokenizer": self.tokenizer_source.cache_key(),
-            }
-            self._cache_path = self.cache_dir / "seq2seq" / cache_key(settings)
-        return self._cache_path
+    def cache_settings(self) -> dict:
+        return {
+            "version": CACHE_VERSION, "format": self.format, "encoding": self.encoding,
+            "quoting": self.quoting, "column_names": self.column_names,
+            "hub": [self.hub_dataset, self.hub_subset, self.hub_splits],
+            "template": self.source_template, "target": self.target_column,
+            "references": self.references_column, "truncate": self.truncate_column,
+            "cleaning": self.cleaner.to_config(), "split": [self.val_ratio, self.test_ratio, self.seed],
+            "max_rows": self.max_rows, "lengths": [self.max_source_length, self.max_target_length],
+        }
 
     # ----------------------------------------------------------------- reading and cleaning
     def _read(self) -> dict[str, pd.DataFrame]:
@@ -241,11 +169,8 @@ class Seq2SeqDataModule(L.LightningDataModule):
         out["references"] = [json.dumps(r) for r in refs]
         return out
 
-    # ----------------------------------------------------------------- Lightning hooks
-    def prepare_data(self) -> None:
-        prepare_cache(self.files, self.cache_path, self._build_cache)
-
-    def _build_cache(self, tmp: Path) -> None:
+    # ----------------------------------------------------------------- building the cache
+    def build_cache(self, tmp: Path) -> None:
         source = self.tokenizer_source
         tokenizer = tokenizer_before_data(source, self.cleaner)
         raw = self._read()
@@ -279,12 +204,7 @@ class Seq2SeqDataModule(L.LightningDataModule):
                 "labels": labels["input_ids"], "references": [json.loads(r) for r in rows["references"]],
                 "source": rows["source"], "length": [len(ids) for ids in enc["input_ids"]]}
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
-            return
-        if not (self.cache_path / DONE_MARKER).is_file():
-            self.prepare_data()
-        self.meta, self.tokenizer, self.datasets = load_splits(self.cache_path, SPLITS)
+    def on_loaded(self) -> None:
         self.cleaner = TextCleaner(**self.meta["cleaning"])
         log.info("data: %s rows (train/validation/test), dropped by cleaning: %s",
                  "/".join(str(self.meta["rows"].get(s, 0)) for s in SPLITS), self.meta["dropped"] or "none")
@@ -300,21 +220,9 @@ class Seq2SeqDataModule(L.LightningDataModule):
         return {"task": self.task, "tokenizer": tok, "vocab_size": len(tok), "pad_token_id": tok.pad_token_id,
                 "eos_token_id": tok.eos_token_id}
 
-    def report(self) -> dict:
-        return data_report(self.meta)
-
-    def _collate(self, features: list[dict]) -> dict:
+    def collate(self, features: list[dict]) -> dict:
         return pad_seq2seq(features, self.tokenizer.pad_token_id, self.pad_to_multiple_of, self.buckets,
                            self.target_buckets)
-
-    def train_dataloader(self) -> DataLoader:
-        return split_loader(self, "train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return split_loader(self, "validation", train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return split_loader(self, "test", train=False)
 
     def text_settings(self) -> dict:
         """What predict needs to turn raw rows into model input exactly as in training."""
@@ -322,6 +230,3 @@ class Seq2SeqDataModule(L.LightningDataModule):
                 "source_template": self.source_template, "truncate_column": self.truncate_column,
                 "target_column": self.target_column, "max_source_length": self.max_source_length,
                 "max_target_length": self.max_target_length}
-
-    def state_dict(self) -> dict:
-        return {"text_settings": self.text_settings(), "tokenizer_files": tokenizer_files(self.cache_path / "tokenizer")}

@@ -6,7 +6,7 @@ to one of a few bucket lengths and fill short batches up to the batch size, so a
 sees at most `length_buckets` shapes per loader (at max_length 128 with 8 buckets: 16, 32, ...,
 128; SST-2's median sentence of about 25 word pieces pads to 32, not 128).
 
-Filler rows are copies of the batch's first row with every label set to LABEL_IGNORE: the
+Filler rows are copies of the batch's first row with every label set to IGNORE_INDEX: the
 losses ignore them (cross-entropy's ignore_index, masked BCE) and the modules score only the
 first `batch["real_rows"]` rows. Copies of a real row rather than blank rows: an all-padding
 row has no position to attend to, and a NaN in an ignored row still poisons the gradient (NaN x 0).
@@ -14,7 +14,8 @@ row has no position to attend to, and a NaN in an ignored row still poisons the 
 
 from __future__ import annotations
 
-LABEL_IGNORE = -100  # what torch's cross-entropy ignores (ignore_index), and HF's label padding
+from lit_nlp.codecs.common import IGNORE_INDEX
+
 # per-row training targets a filler row must not contribute to
 LABEL_KEYS = ("labels", "start_positions", "end_positions")
 REAL_ROWS = "real_rows"  # batch key: how many leading rows are real (the rest are filler)
@@ -42,8 +43,8 @@ def padded_length(longest: int, pad_to_multiple_of: int | None = None, buckets: 
 
 def _ignored(value):
     if isinstance(value, (list, tuple)):
-        return [LABEL_IGNORE] * len(value)
-    return LABEL_IGNORE
+        return [IGNORE_INDEX] * len(value)
+    return IGNORE_INDEX
 
 
 def fill_rows(features: list[dict], rows: int) -> list[dict]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import inspect
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
@@ -27,6 +26,7 @@ from torchmetrics.functional.classification import (
 )
 from transformers import AutoModelForSequenceClassification
 
+from lit_nlp.codecs.common import IGNORE_INDEX  # filler rows' labels (data/shapes.py): no loss, no metric
 from lit_nlp.data.shapes import real_rows
 from lit_nlp.errors import LitNlpError
 from lit_nlp.models.backbones import (
@@ -37,12 +37,8 @@ from lit_nlp.models.backbones import (
     model_from_config_dict,
     plain_config,
 )
-from lit_nlp.models.compiled import compile_for, module_device_type
-from lit_nlp.models.optim import build_optimization
+from lit_nlp.models.task_module import TaskModule
 
-# Labels the loss and the metrics skip: the data module's collator may append filler rows
-# (label -100, or a row of -100 for multi-label) so that every batch has the same shape.
-IGNORE = -100
 # decision thresholds tried by `tune_threshold` on the validation set: 0.05, 0.10, ..., 0.95
 THRESHOLD_GRID = [round(0.05 * i, 2) for i in range(1, 20)]
 
@@ -93,24 +89,24 @@ def class_weight_tensor(class_weights, label_names: list[str], multi_label: bool
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor, multi_label: bool,
                         weights: torch.Tensor | None = None) -> torch.Tensor:
     """Mean cross-entropy over the rows (class-weighted: the weighted mean), or mean binary
-    cross-entropy over every label of every row; filler rows (IGNORE) count in neither."""
+    cross-entropy over every label of every row; filler rows (IGNORE_INDEX) count in neither."""
     logits = logits.float()
     if multi_label:
         mask = labels >= 0
         per_label = F.binary_cross_entropy_with_logits(logits, labels.clamp(min=0).float(), pos_weight=weights,
                                                        reduction="none")
         return (per_label * mask).sum() / mask.sum().clamp(min=1)
-    return F.cross_entropy(logits, labels, weight=weights, ignore_index=IGNORE)
+    return F.cross_entropy(logits, labels, weight=weights, ignore_index=IGNORE_INDEX)
 
 
 def best_threshold(probs: torch.Tensor, labels: torch.Tensor) -> float:
     """The grid threshold with the highest micro F1 (the lowest of equals)."""
-    scores = [multilabel_f1_score(probs, labels, labels.shape[1], threshold=t, average="micro", ignore_index=IGNORE)
+    scores = [multilabel_f1_score(probs, labels, labels.shape[1], threshold=t, average="micro", ignore_index=IGNORE_INDEX)
               for t in THRESHOLD_GRID]
     return THRESHOLD_GRID[int(torch.stack(scores).argmax())]
 
 
-class ClassificationModule(L.LightningModule):
+class ClassificationModule(TaskModule):
     """Wraps a Hugging Face sequence classifier.
 
     backbone: `{pretrained: <hub name | folder>}` or `{config: {model_type: bert, hidden_size: 64, ...}}`
@@ -209,17 +205,17 @@ class ClassificationModule(L.LightningModule):
                 setattr(self, f"{stage}_labels", CatMetric(nan_strategy="disable"))
             return
         metrics = MetricCollection({
-            "acc": MulticlassAccuracy(n, average="micro", ignore_index=IGNORE),
-            "f1_macro": MulticlassF1Score(n, average="macro", ignore_index=IGNORE),
-            "precision_macro": MulticlassPrecision(n, average="macro", ignore_index=IGNORE),
-            "recall_macro": MulticlassRecall(n, average="macro", ignore_index=IGNORE),
+            "acc": MulticlassAccuracy(n, average="micro", ignore_index=IGNORE_INDEX),
+            "f1_macro": MulticlassF1Score(n, average="macro", ignore_index=IGNORE_INDEX),
+            "precision_macro": MulticlassPrecision(n, average="macro", ignore_index=IGNORE_INDEX),
+            "recall_macro": MulticlassRecall(n, average="macro", ignore_index=IGNORE_INDEX),
         })
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        self.val_f1_per_class = MulticlassF1Score(n, average="none", ignore_index=IGNORE)
-        self.test_f1_per_class = MulticlassF1Score(n, average="none", ignore_index=IGNORE)
-        self.val_confmat = MulticlassConfusionMatrix(n, ignore_index=IGNORE)
-        self.test_confmat = MulticlassConfusionMatrix(n, ignore_index=IGNORE)
+        self.val_f1_per_class = MulticlassF1Score(n, average="none", ignore_index=IGNORE_INDEX)
+        self.test_f1_per_class = MulticlassF1Score(n, average="none", ignore_index=IGNORE_INDEX)
+        self.val_confmat = MulticlassConfusionMatrix(n, ignore_index=IGNORE_INDEX)
+        self.test_confmat = MulticlassConfusionMatrix(n, ignore_index=IGNORE_INDEX)
 
     @property
     def label_names(self) -> list[str]:
@@ -244,7 +240,7 @@ class ClassificationModule(L.LightningModule):
                  batch_size=real_rows(batch, batch["labels"].shape[0]))
         return loss
 
-    def _eval_step(self, batch: dict, stage: str) -> None:
+    def eval_step(self, batch: dict, batch_idx: int, stage: str) -> None:
         logits, labels = self(batch), batch["labels"]
         loss = self._loss(logits, labels)
         # rows past real_rows fill a static-shape batch (data/shapes.py): the loss ignores them
@@ -267,11 +263,11 @@ class ClassificationModule(L.LightningModule):
         probs_metric.reset()
         labels_metric.reset()
         # filler rows out: torchmetrics' exact match counts a row whose labels are all ignored as right
-        scored = (labels != IGNORE).any(dim=1)
+        scored = (labels != IGNORE_INDEX).any(dim=1)
         probs, labels = probs[scored], labels[scored]
         if stage == "val" and self.hparams.tune_threshold:
             self.threshold.fill_(best_threshold(probs, labels))
-        common = dict(num_labels=len(self.label_names), threshold=float(self.threshold), ignore_index=IGNORE)
+        common = dict(num_labels=len(self.label_names), threshold=float(self.threshold), ignore_index=IGNORE_INDEX)
         scores = {
             "f1_micro": multilabel_f1_score(probs, labels, average="micro", **common),
             "f1_macro": multilabel_f1_score(probs, labels, average="macro", **common),
@@ -286,7 +282,7 @@ class ClassificationModule(L.LightningModule):
         for name, value in zip(self.label_names, per_label):
             self.log(f"{stage}/f1/{name}", value)
 
-    def _eval_epoch_end(self, stage: str) -> None:
+    def eval_epoch_end(self, stage: str) -> None:
         if self.multi_label:
             self._multilabel_epoch_end(stage)
             return
@@ -301,17 +297,6 @@ class ClassificationModule(L.LightningModule):
         self.confusion_matrix[stage] = confmat.compute().cpu()
         confmat.reset()
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_epoch_end("test")
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logits = self(batch)[:real_rows(batch, batch["input_ids"].shape[0])].float()
@@ -323,13 +308,3 @@ class ClassificationModule(L.LightningModule):
         if self.multi_label:
             settings["threshold"] = float(self.threshold)
         return settings
-
-    def configure_model(self) -> None:
-        # here rather than in __init__: Lightning calls this in fit/validate/test (once the
-        # device is known), while predict.py rebuilds the module and decides itself
-        if getattr(self, "_compiled", None) is None:
-            self._compiled = compile_for(self.model, self.hparams.get("compile"), module_device_type(self))
-
-    def configure_optimizers(self):
-        return build_optimization(self.model, self.hparams.optimizer, self.hparams.scheduler,
-                                  self.trainer.estimated_stepping_batches)

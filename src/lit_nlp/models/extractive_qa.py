@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import inspect
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from transformers import AutoModelForQuestionAnswering
 
+from lit_nlp.codecs.common import IGNORE_INDEX
 from lit_nlp.data.shapes import real_rows
 from lit_nlp.models.backbones import (
     apply_finetune_strategy,
@@ -21,12 +21,10 @@ from lit_nlp.models.backbones import (
     model_from_config_dict,
     plain_config,
 )
-from lit_nlp.models.compiled import compile_for, module_device_type
-from lit_nlp.models.optim import build_optimization
+from lit_nlp.models.task_module import TaskModule
 from lit_nlp.models.span_decoding import QuestionAnswers, decode_batch
 from lit_nlp.models.text_metrics import exact_match, token_f1
 
-IGNORE_INDEX = -100  # filler rows of fixed-shape batches carry this label: no loss
 
 
 def span_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, start_positions: torch.Tensor,
@@ -65,7 +63,7 @@ def answer_questions(windows: list[tuple[str, list, float]], n_best: int, unansw
     return {qid: q.best(n_best, unanswerable) for qid, q in questions.items()}
 
 
-class ExtractiveQAModule(L.LightningModule):
+class ExtractiveQAModule(TaskModule):
     """Wraps a Hugging Face span-prediction (question answering) model.
 
     backbone / optimizer / scheduler / finetune / num_frozen_layers / gradient_checkpointing /
@@ -143,7 +141,7 @@ class ExtractiveQAModule(L.LightningModule):
                  batch_size=real_rows(batch, batch["input_ids"].shape[0]))
         return loss
 
-    def _eval_step(self, batch: dict, stage: str) -> None:
+    def eval_step(self, batch: dict, batch_idx: int, stage: str) -> None:
         out = self(batch)
         loss = span_loss(out.start_logits, out.end_logits, batch["start_positions"], batch["end_positions"],
                          batch["attention_mask"])
@@ -159,7 +157,7 @@ class ExtractiveQAModule(L.LightningModule):
         self._windows[stage].extend((qid, answers, no_answer) for qid, (answers, no_answer) in zip(batch["id"], decoded))
         self._golds[stage].update(zip(batch["id"], batch["answers"]))
 
-    def _eval_epoch_end(self, stage: str) -> None:
+    def eval_epoch_end(self, stage: str) -> None:
         world_size = self.trainer.world_size
         windows = gather_all(self._windows[stage], world_size)
         golds = dict(gather_all(list(self._golds[stage].items()), world_size))
@@ -177,24 +175,3 @@ class ExtractiveQAModule(L.LightningModule):
                        f"{stage}/f1": sum(a["f1"] for a in answers.values()) / n}, prog_bar=(stage == "val"))
         self.log(f"{stage}/questions", float(n))  # how many questions were scored
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_epoch_end("test")
-
-    def configure_model(self) -> None:
-        # here rather than in __init__: Lightning calls this in fit/validate/test (once the
-        # device is known), while predict.py rebuilds the module and decides itself
-        if getattr(self, "_compiled", None) is None:
-            self._compiled = compile_for(self.model, self.hparams.get("compile"), module_device_type(self))
-
-    def configure_optimizers(self):
-        return build_optimization(self.model, self.hparams.optimizer, self.hparams.scheduler,
-                                  self.trainer.estimated_stepping_batches)

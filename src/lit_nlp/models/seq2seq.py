@@ -4,7 +4,6 @@ loss; validation and test generate with the configured settings and score the te
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 from transformers import AutoModelForSeq2SeqLM
 
@@ -18,8 +17,8 @@ from lit_nlp.models.backbones import (
     model_from_config_dict,
     plain_config,
 )
-from lit_nlp.models.compiled import compile_for, eager_generation, module_device_type
-from lit_nlp.models.optim import build_optimization
+from lit_nlp.models.compiled import eager_generation
+from lit_nlp.models.task_module import TaskModule
 from lit_nlp.models.text_metrics import RougeMetric, SquadMetric, TextAccuracy
 
 # T5's feed-forward activations exceed fp16's range (65,504): loss turns inf/NaN in fp16
@@ -29,7 +28,7 @@ METRICS = {"qa": SquadMetric, "summarization": RougeMetric, "classification": Te
 MODEL_KEYS = ("input_ids", "attention_mask", "labels")
 
 
-class Seq2SeqModule(L.LightningModule):
+class Seq2SeqModule(TaskModule):
     """Wraps a Hugging Face seq2seq LM.
 
     backbone / optimizer / scheduler / finetune: as in ClassificationModule (freezing acts on
@@ -137,7 +136,7 @@ class Seq2SeqModule(L.LightningModule):
                                       generation_config=self.model.generation_config)
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
 
-    def _eval_step(self, batch: dict, batch_idx: int, stage: str) -> None:
+    def eval_step(self, batch: dict, batch_idx: int, stage: str) -> None:
         loss = self._loss(batch)
         n = real_rows(batch, batch["input_ids"].shape[0])
         self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=(stage == "val"), batch_size=n, sync_dist=True)
@@ -152,7 +151,7 @@ class Seq2SeqModule(L.LightningModule):
         if batch_idx == 0:
             self.examples[stage] = list(zip(batch["source"], (r[0] for r in batch["references"]), predictions))[:8]
 
-    def _eval_epoch_end(self, stage: str) -> None:
+    def eval_epoch_end(self, stage: str) -> None:
         metric = getattr(self, f"{stage}_metric")
         if metric.update_called:
             values = metric.compute()
@@ -160,24 +159,3 @@ class Seq2SeqModule(L.LightningModule):
             self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, prog_bar=(stage == "val"))
         metric.reset()
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, batch_idx, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, batch_idx, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_epoch_end("test")
-
-    def configure_model(self) -> None:
-        # here rather than in __init__: Lightning calls this in fit/validate/test (once the
-        # device is known), while predict.py rebuilds the module and decides itself
-        if getattr(self, "_compiled", None) is None:
-            self._compiled = compile_for(self.model, self.hparams.get("compile"), module_device_type(self))
-
-    def configure_optimizers(self):
-        return build_optimization(self.model, self.hparams.optimizer, self.hparams.scheduler,
-                                  self.trainer.estimated_stepping_batches)

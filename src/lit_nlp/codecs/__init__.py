@@ -1,0 +1,1 @@
+"""Text-to-tensor codecs, one module per task, importable without Lightning."""
