@@ -3,6 +3,7 @@ random-init models, CPU, and a tmp run dir and cache; synthetic data written per
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -126,6 +127,26 @@ def compose_cfg(overrides: list[str], run_dir: Path, cache_dir: Path | None = No
             "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return compose(config_name, overrides=base + list(overrides))
+
+
+def compose_resume(run: Path, overrides: list[str]):
+    """What `python train.py resume=<run>` composes: the run's saved config plus overrides."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(run), version_base="1.3"):
+        return compose("config", overrides=[f"resume={run}", *overrides])
+
+
+def metrics_of(run_dir: Path) -> dict:
+    """A run's metrics.json."""
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def one_line(err) -> str:
+    """The message of a raised error (pytest's ExceptionInfo), checked to be one non-empty line."""
+    message = str(err.value)
+    assert message and "\n" not in message, message
+    return message
 
 
 def tiny_overrides(train_file: Path, model: str = "bert_tiny", epochs: int = 1) -> list[str]:

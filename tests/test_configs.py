@@ -141,12 +141,12 @@ def test_signature_check_catches_a_typo(tmp_path, small_csv):
     cfg.trainer.max_epoch = 3
     cfg.model.scheduler.warmup = 5
     cfg.model.backbone.config.n_layer = 2
-    del cfg.callbacks.epoch_seed.seed
+    del cfg.callbacks.step_seed.seed
     problems = "\n".join(signature_problems(cfg))
     assert "trainer.max_epoch" in problems
     assert "model.scheduler.warmup" in problems
     assert "model.backbone.config.n_layer" in problems
-    assert "callbacks.epoch_seed: required argument seed" in problems
+    assert "callbacks.step_seed: required argument seed" in problems
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
@@ -257,7 +257,7 @@ def test_monitor_interpolates(tmp_path):
 
 def test_callbacks_options(tmp_path):
     default = compose_cfg(["callbacks=default"], tmp_path / "run").callbacks
-    assert set(default) == {"model_checkpoint", "epoch_seed", "throughput", "confusion_matrix", "export",
+    assert set(default) == {"model_checkpoint", "step_seed", "throughput", "confusion_matrix", "export",
                             "generation_samples", "qa_predictions", "nan_guard", "matmul_precision", "progress_bar",
                             "model_summary", "validate_at_max_steps"}
     assert default.progress_bar.metrics_every_n_steps == compose_cfg([], tmp_path / "run").trainer.log_every_n_steps

@@ -11,12 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from conftest import CATEGORIES, EXTRACTION_FILLER, ROOT, compose_cfg, hidden_word_rows, write_table
-from lit_nlp.errors import LitNlpError
+from conftest import CATEGORIES, EXTRACTION_FILLER, ROOT, compose_cfg, hidden_word_rows, metrics_of, write_table
 from lit_nlp.predict import load_predictor
 from lit_nlp.train import train
 
@@ -37,10 +35,6 @@ def qa_overrides(train_file: Path, epochs: int) -> list[str]:
             "data.task=qa", f"trainer.max_epochs={epochs}", "data.max_source_length=48",
             "data.max_target_length=6", "data.batch_size=32", "tokenizer.vocab_size=400",
             "model.optimizer.lr=3e-3"]
-
-
-def metrics_of(run_dir: Path) -> dict:
-    return json.loads((run_dir / "metrics.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -168,52 +162,6 @@ def test_export_runs_in_plain_transformers(trained, held_out):
     beams, texts = json.loads(result.stdout.strip().splitlines()[-1])
     assert beams == NUM_BEAMS
     assert [t.strip() for t in texts] == [r["answer"] for r in held_out]
-
-
-# ----------------------------------------------------------------- resume
-def compose_resume(run: Path, overrides: list[str]):
-    """What `python train.py resume=<run>` composes: the run's saved config plus overrides."""
-    with initialize_config_dir(str(run), version_base="1.3"):
-        return compose("config", overrides=[f"resume={run}", *overrides])
-
-
-class Crash(Exception):
-    pass
-
-
-@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
-def test_resume_equals_uninterrupted_run(tmp_path, monkeypatch, precision):
-    """2 epochs straight == the same run crashed as epoch 2 starts, then resumed (dropout on,
-    so the per-epoch reseeding matters); in bf16-mixed too (the GPU default)."""
-    from lit_nlp.callbacks import EpochSeed
-
-    data = write_table(extraction_rows(300, seed=5), tmp_path / "train.jsonl")
-    common = qa_overrides(data, epochs=2) + ["trainer.deterministic=true", f"trainer.precision={precision}"]
-    straight = tmp_path / "straight"
-    train(compose_cfg(common, straight, cache_dir=tmp_path / "cache"))
-
-    interrupted = tmp_path / "interrupted"
-    original = EpochSeed.on_train_epoch_start
-
-    def crash_in_epoch_2(self, trainer, pl_module):
-        if trainer.current_epoch == 1:
-            raise Crash
-        original(self, trainer, pl_module)
-
-    monkeypatch.setattr(EpochSeed, "on_train_epoch_start", crash_in_epoch_2)
-    with pytest.raises(Crash):
-        train(compose_cfg(common, interrupted, cache_dir=tmp_path / "cache"))
-    monkeypatch.setattr(EpochSeed, "on_train_epoch_start", original)
-    assert not (interrupted / "metrics.json").exists()
-
-    with pytest.raises(LitNlpError, match="resume cannot change model.generation.num_beams"):
-        train(compose_resume(interrupted, ["model.generation.num_beams=3"]))
-    train(compose_resume(interrupted, []))
-
-    a, b = metrics_of(straight), metrics_of(interrupted)
-    assert b["epochs"] == a["epochs"] == 2
-    for key in ("test/exact_match", "test/f1", "test/loss", "val/f1_best", "global_step"):
-        assert b[key] == pytest.approx(a[key], abs=1e-6), key
 
 
 # ----------------------------------------------------------------- summarization

@@ -49,6 +49,9 @@ def train(cfg: DictConfig) -> float:
 
     # our checkpoints hold only tensors and plain types, so the safe loader reads them
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    throughput = next((c for c in callbacks if isinstance(c, Throughput)), None)
+    # read before testing: restoring the best checkpoint to test it restores the callbacks' state too
+    throughput_summary = throughput.summary() if throughput else {}
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
     # verbose=False: the final panel shows the test metrics; Lightning's table would repeat them
@@ -57,14 +60,13 @@ def train(cfg: DictConfig) -> float:
     monitor = cfg.monitor
     best = checkpoint.best_model_score if checkpoint and checkpoint.best_model_score is not None else \
         trainer.callback_metrics.get(monitor)
-    throughput = next((c for c in callbacks if isinstance(c, Throughput)), None)
     metrics = {
         **{k: float(v) for k, v in (test_results[0] if test_results else {}).items()},
         f"{monitor}_best": float(best) if best is not None else None,
         "epochs": _epochs_trained(trainer),
         "global_step": trainer.global_step,
         **datamodule.report(),
-        **(throughput.summary() if throughput else {}),
+        **throughput_summary,
         **count_parameters(model),
     }
     if trainer.is_global_zero:

@@ -1,6 +1,7 @@
 """Side concerns of a run, each a Lightning callback built from conf/callbacks/."""
 
 from lit_nlp.callbacks.batch_size import TrainBatchSizeFinder
+from lit_nlp.callbacks.checkpoint import RunCheckpoint
 from lit_nlp.callbacks.confusion_matrix import ConfusionMatrixLogger
 from lit_nlp.callbacks.export import HFExport
 from lit_nlp.callbacks.matmul_precision import MatmulPrecision
@@ -10,9 +11,9 @@ from lit_nlp.callbacks.optuna_pruning import OptunaPruning
 from lit_nlp.callbacks.progress import ProgressBar
 from lit_nlp.callbacks.qa_predictions import QAPredictions
 from lit_nlp.callbacks.samples import GenerationSamples
-from lit_nlp.callbacks.seeding import EpochSeed
+from lit_nlp.callbacks.seeding import StepSeed
 from lit_nlp.callbacks.throughput import Throughput
 
-__all__ = ["ConfusionMatrixLogger", "EpochSeed", "GenerationSamples", "HFExport", "MatmulPrecision", "NaNGuard",
-           "OptunaPruning", "ProgressBar", "QAPredictions", "Throughput", "TrainBatchSizeFinder",
+__all__ = ["ConfusionMatrixLogger", "GenerationSamples", "HFExport", "MatmulPrecision", "NaNGuard",
+           "OptunaPruning", "ProgressBar", "QAPredictions", "RunCheckpoint", "StepSeed", "Throughput", "TrainBatchSizeFinder",
            "ValidateAtMaxSteps"]

@@ -13,7 +13,8 @@ from lit_nlp.data.shapes import real_rows
 
 class Throughput(L.Callback):
     """Logs `train/samples_per_sec` (over the last `log_every_n_steps` steps) and `lr`, and
-    keeps whole-fit totals (`train_samples`, `train_seconds`) for metrics.json."""
+    keeps whole-fit totals (`train_samples`, `train_seconds`) for metrics.json; the totals are in
+    every checkpoint, so a resumed run reports the whole run's, not only what it trained itself."""
 
     def __init__(self):
         self.train_samples = 0
@@ -21,6 +22,10 @@ class Throughput(L.Callback):
         self._window_samples = 0
         self._window_start: float | None = None
         self._epoch_start: float | None = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        # a run resumed mid-epoch gets no on_train_epoch_start for the epoch it finishes
+        self.on_train_epoch_start(trainer, pl_module)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._epoch_start = self._window_start = time.perf_counter()
@@ -45,6 +50,16 @@ class Throughput(L.Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if self._epoch_start is not None:
             self.train_seconds += time.perf_counter() - self._epoch_start
+            self._epoch_start = None
+
+    def state_dict(self) -> dict:
+        # a mid-epoch checkpoint also counts the open epoch's seconds so far
+        open_epoch = time.perf_counter() - self._epoch_start if self._epoch_start is not None else 0.0
+        return {"train_samples": self.train_samples, "train_seconds": self.train_seconds + open_epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.train_samples = state["train_samples"]
+        self.train_seconds = state["train_seconds"]
 
     def summary(self) -> dict:
         rate = self.train_samples / self.train_seconds if self.train_seconds else 0.0
