@@ -127,8 +127,16 @@ def test_end_to_end_suite_on_a_tiny_model(tmp_path):
     for row in rows.values():
         assert row["rows_trained"] == 300 and row["rows_evaluated"] == 60 and row["epochs"] == 1, row
         assert all(row[k] > 0 for k in ("prep_s", "fit_s", "end_to_end_s", "samples_per_s")), row
-        assert 0 <= row["dev_accuracy"] <= 1
-    assert len(rows["lit_nlp"]["dev_accuracy_per_epoch"]) == 1 and rows["lit_nlp"]["eager_fallbacks"] == 0
+        assert row["dev_accuracy"] * 60 == pytest.approx(round(row["dev_accuracy"] * 60), abs=1e-4)  # of 60 rows
+    ours = rows["lit_nlp"]
+    assert ours["dev_accuracy_per_epoch"] == [ours["dev_accuracy"]] and ours["eager_fallbacks"] == 0
+    # one epoch: the export holds the weights its one validation scored; the dev rows scored again
+    from lit_nlp.predict import load_predictor
+
+    dev_rows = synthetic_rows(60, seed=2)
+    labels = [r["label"] for r in load_predictor(ours["run_dir"]).predict([r["text"] for r in dev_rows])]
+    correct = sum(a == r["label"] for a, r in zip(labels, dev_rows))
+    assert ours["dev_accuracy"] == ours["dev_accuracy_best"] == pytest.approx(correct / 60, abs=1e-6)
     for side in ("hf_trainer_max_length", "hf_trainer_dynamic_grouped"):
         assert rows[side]["ratio_fit"] > 0 and rows[side]["ratio_end_to_end"] > 0
         assert rows["lit_nlp"]["ratios_fit"][side] == rows[side]["ratio_fit"]

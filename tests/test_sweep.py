@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import pandas as pd
 import pytest
+import torch
 from omegaconf import OmegaConf
 
-from conftest import ROOT, run_cli, synthetic_rows, write_table
+from conftest import ROOT, metrics_of, run_cli, synthetic_rows, write_table
 
 # 120 rows, 1 epoch of 6 batches: a job takes about a second once the process is up
 TINY = ["model=bert_tiny", "data=csv", "trainer.max_epochs=1", "data.max_length=32", "tokenizer.vocab_size=300",
@@ -27,10 +30,6 @@ def sweep_args(data: Path, sweep_dir: Path, cache: Path, *overrides: str) -> lis
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir())
-
-
-def metrics_of(job_dir: Path) -> dict:
-    return json.loads((job_dir / "metrics.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -117,22 +116,70 @@ def test_resume_sweep_on_a_finished_sweep_trains_nothing(grid, data, monkeypatch
     assert {j.name: (j / "metrics.json").stat().st_mtime_ns for j in job_dirs(grid)} == before
 
 
-def test_resume_sweep_continues_an_unfinished_job_and_retries_a_failed_one(tmp_path, data):
+class Steps(L.Callback):
+    """Counts each job's training batches in this process, and keeps a copy of a job's
+    checkpoints as they stood when its second epoch began (the state a kill in epoch 2 leaves)."""
+
+    def __init__(self, stash: Path):
+        self.stash, self.batches = stash, {}
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        job = Path(trainer.checkpoint_callback.dirpath).parent
+        if trainer.current_epoch == 1 and not (self.stash / job.name).exists():
+            shutil.copytree(job / "checkpoints", self.stash / job.name)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        job = Path(trainer.checkpoint_callback.dirpath).parent.name
+        self.batches[job] = self.batches.get(job, 0) + 1
+
+
+def test_resume_sweep_continues_an_unfinished_job_and_retries_a_failed_one(tmp_path, data, monkeypatch):
+    """Two jobs of 2 epochs; one is put back as a kill in its second epoch leaves it (last.ckpt
+    at the end of epoch 1, no metrics.json), the other marked failed. resume_sweep trains the
+    first job's second epoch only, to the uninterrupted job's result; the failed one again in full."""
+    from lit_nlp import train as train_module
+
+    steps = Steps(tmp_path / "stash")
+    real = train_module.build_trainer
+    monkeypatch.setattr(train_module, "build_trainer", lambda trainer_cfg, plugins, callbacks, **kwargs:
+                        real(trainer_cfg, plugins, callbacks=[*callbacks, steps], **kwargs))
     sweep = tmp_path / "sweep"
-    args = sweep_args(data, sweep, tmp_path / "cache", "seed=1,2")
+    args = [a if a != "trainer.max_epochs=1" else "trainer.max_epochs=2"
+            for a in sweep_args(data, sweep, tmp_path / "cache", "seed=1,2")]
     run_cli(args)
     unfinished, failed = job_dirs(sweep)
-    finished_metrics = metrics_of(unfinished)
-    # as if killed after its last checkpoint, and as if it had failed
+    uninterrupted = metrics_of(unfinished)
+    per_epoch = uninterrupted["global_step"] // 2
+    assert uninterrupted["epochs"] == 2 and steps.batches == {unfinished.name: 2 * per_epoch, failed.name: 2 * per_epoch}
+    (best,) = (unfinished / "checkpoints").glob("best-*.ckpt")
+    final = torch.load(unfinished / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    # as if killed in epoch 2: its checkpoints as they were after epoch 1, no metrics, no export
+    shutil.rmtree(unfinished / "checkpoints")
+    shutil.copytree(tmp_path / "stash" / unfinished.name, unfinished / "checkpoints")
     (unfinished / "metrics.json").unlink()
+    shutil.rmtree(unfinished / "export")
+    last = torch.load(unfinished / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (0, per_epoch)
     (failed / "failed.json").write_text(json.dumps({"error": "boom", "type": "RuntimeError"}))
     assert pd.read_csv(sweep / "summary.csv").shape[0] == 2
 
+    steps.batches.clear()
     run_cli([*args, "resume_sweep=true"])
-    # continued in place from checkpoints/last.ckpt: the same result, no second best checkpoint
+    # continued in place from checkpoints/last.ckpt: epoch 2 trained, not both, to the same result
     assert OmegaConf.load(unfinished / "config.yaml").resume == str(unfinished)
-    assert metrics_of(unfinished)["val/acc_best"] == pytest.approx(finished_metrics["val/acc_best"])
-    assert len(list((unfinished / "checkpoints").glob("best-*.ckpt"))) == 1
+    assert steps.batches == {unfinished.name: per_epoch, failed.name: 2 * per_epoch}
+    # the final weights, not only the metrics: the best checkpoint (what the test metrics score)
+    # may be epoch 1's, which no resume can change
+    weights = torch.load(unfinished / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    assert weights.keys() == final.keys()
+    for name, value in final.items():
+        assert torch.equal(weights[name], value), f"{name}: {(weights[name] - value).abs().max():.1e} apart"
+    resumed = metrics_of(unfinished)
+    for key in ("global_step", "epochs", "val/acc_best", "test/acc", "train/samples"):
+        assert resumed[key] == uninterrupted[key], key
+    assert resumed["test/loss"] == pytest.approx(uninterrupted["test/loss"], abs=1e-6)
+    assert [p.name for p in (unfinished / "checkpoints").glob("best-*.ckpt")] == [best.name]
+    assert (unfinished / "export" / "model.safetensors").is_file()
     # the failed attempt is kept aside, and the job trained again
     aside = failed.with_name(failed.name + ".failed-1")
     assert json.loads((aside / "failed.json").read_text())["error"] == "boom"

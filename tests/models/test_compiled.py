@@ -13,9 +13,9 @@ import logging
 import pytest
 import torch
 
-from lit_nlp.data.classification import pad_batch
-from lit_nlp.data.seq2seq import pad_seq2seq
-from lit_nlp.data.shapes import LABEL_IGNORE, bucket_lengths, collate_full_batch, fill_rows, padded_length
+from lit_nlp.codecs.classification import pad_batch
+from lit_nlp.codecs.seq2seq import pad_seq2seq
+from lit_nlp.data.shapes import IGNORE_INDEX, bucket_lengths, collate_full_batch, fill_rows, padded_length
 from lit_nlp.models.compiled import CompiledModel, EagerFallbacks, compile_options, uses_cuda_graphs
 from models.test_classification_module import make_module
 from models.test_seq2seq_module import make_module as make_seq2seq_module
@@ -51,12 +51,12 @@ def test_full_batch_fills_with_ignored_copies():
     features = rows([3, 5])
     filled = fill_rows(features, 4)
     assert len(filled) == 4 and filled[:2] == features
-    assert filled[2]["labels"] == LABEL_IGNORE and filled[2]["input_ids"] == features[0]["input_ids"]
+    assert filled[2]["labels"] == IGNORE_INDEX and filled[2]["input_ids"] == features[0]["input_ids"]
     seq = fill_rows([{"input_ids": [1, 2], "labels": [4, 5, 6]}], 2)
-    assert seq[1]["labels"] == [LABEL_IGNORE] * 3
+    assert seq[1]["labels"] == [IGNORE_INDEX] * 3
     batch = collate_full_batch(features, lambda f: pad_batch(f, 0, buckets=[8]), rows=4)
     assert batch["input_ids"].shape == (4, 8) and batch["real_rows"] == 2
-    assert batch["labels"].tolist() == [0, 1, LABEL_IGNORE, LABEL_IGNORE]
+    assert batch["labels"].tolist() == [0, 1, IGNORE_INDEX, IGNORE_INDEX]
 
 
 def test_static_batch_gives_the_dynamic_batch_loss_and_metrics():
@@ -73,7 +73,7 @@ def test_static_batch_gives_the_dynamic_batch_loss_and_metrics():
     assert loss_b.item() == pytest.approx(loss_a.item(), abs=1e-5)
     assert torch.allclose(a, b[:5], atol=1e-5)
     for batch in (dynamic, static):
-        module._eval_step(batch, "val")
+        module.eval_step(batch, 0, "val")
     # both updates counted 5 rows each: 10, not 13
     assert int(module.val_confmat.compute().sum()) == 10
 
@@ -85,7 +85,7 @@ def test_seq2seq_filler_rows_count_nowhere():
     dynamic = pad_seq2seq(features, 0)
     static = collate_full_batch(features, lambda f: pad_seq2seq(f, 0, buckets=[8], target_buckets=[4]), rows=6)
     assert static["input_ids"].shape == (6, 8) and static["labels"].shape == (6, 4)
-    assert (static["labels"][3:] == LABEL_IGNORE).all() and len(static["references"]) == 6
+    assert (static["labels"][3:] == IGNORE_INDEX).all() and len(static["references"]) == 6
     with torch.no_grad():
         assert module._loss(static).item() == pytest.approx(module._loss(dynamic).item(), abs=1e-5)
 
@@ -100,32 +100,50 @@ def test_static_shapes_bound_the_compiled_graphs():
     """Twelve training batches of lengths 3..60 with a short last batch, through fwd+bwd of a
     compiled tiny BERT: static shapes give one batch size and at most 4 lengths (buckets of 64);
     dynamo compiles the first, then one graph with the length symbolic; the eval mode adds its
-    own. CUDA graphs record one graph per bucket length of that code (bounded by the buckets)."""
+    own. CUDA graphs record one graph per bucket length of that code (bounded by the buckets).
+    The same module run eagerly gives the same losses and gradients."""
     import torch._dynamo
 
     from lit_nlp.models.classification import ClassificationModule
     from models.test_classification_module import BACKBONES
 
-    torch.manual_seed(0)
-    module = ClassificationModule(backbone={"config": {**BACKBONES["bert"], "max_position_embeddings": 64}},
-                                  compile={"backend": "aot_eager"}, label_names=["a", "b"], vocab_size=50,
-                                  pad_token_id=0, optimizer={"_target_": "torch.optim.AdamW", "lr": 1e-3},
-                                  scheduler={"name": "constant"})
-    module.configure_model()
+    def build(compile):
+        torch.manual_seed(0)
+        # no dropout: compiled code draws its masks through other random calls than eager's
+        config = {**BACKBONES["bert"], "max_position_embeddings": 64, "hidden_dropout_prob": 0.0,
+                  "attention_probs_dropout_prob": 0.0}
+        module = ClassificationModule(backbone={"config": config}, compile=compile, label_names=["a", "b"],
+                                      vocab_size=50, pad_token_id=0,
+                                      optimizer={"_target_": "torch.optim.AdamW", "lr": 1e-3},
+                                      scheduler={"name": "constant"})
+        module.configure_model()
+        return module
+
+    module, eager = build({"backend": "aot_eager"}), build(None)
+    assert eager._compiled is None
     torch._dynamo.reset()
     before = _graphs()
     buckets = bucket_lengths(64, 4)
-    shapes = set()
+    shapes, losses = set(), []
     for step, longest in enumerate([5, 17, 33, 9, 60, 26, 12, 38, 3, 21, 47, 8]):
         features = rows([max(1, longest - i % 3) for i in range(3 if step == 11 else 8)])
         batch = collate_full_batch(features, lambda f: pad_batch(f, 0, buckets=buckets), rows=8)
         shapes.add(tuple(batch["input_ids"].shape))
-        module._loss(module(batch), batch["labels"]).backward()
+        pair = [m._loss(m(batch), batch["labels"]) for m in (module, eager)]
+        for loss in pair:
+            loss.backward()
+        losses.append([loss.item() for loss in pair])
     with torch.no_grad():
-        module(batch)
+        logits = [m(batch) for m in (module, eager)]
     assert {s[0] for s in shapes} == {8} and len(shapes) == 4
     assert _graphs() - before <= 3
     assert module._compiled.eager_shapes == set()
+    # measured bit-equal (torch 2.13, aot_eager on CPU); 1e-6 leaves room for a reordered sum only
+    for compiled_loss, eager_loss in losses:
+        assert compiled_loss == pytest.approx(eager_loss, abs=1e-6)
+    torch.testing.assert_close(logits[0], logits[1], atol=1e-6, rtol=0)
+    for (name, got), want in zip(module.model.named_parameters(), eager.model.parameters()):
+        torch.testing.assert_close(got.grad, want.grad, atol=1e-6, rtol=0, msg=name)
     torch._dynamo.reset()
 
 
