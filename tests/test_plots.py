@@ -15,6 +15,7 @@ import pytest
 
 from conftest import ROOT, synthetic_rows, write_table
 from lit_nlp import plots
+from lit_nlp.plots import __main__ as plots_cli
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
 
@@ -111,7 +112,7 @@ def fake_sweep(tiny_run, sweep: Path) -> Path:
 def test_sweep_plot_from_summary_csv(tiny_run, tmp_path, monkeypatch):
     sweep = fake_sweep(tiny_run, tmp_path / "sweep")
     before = (sweep / "summary.csv").read_text()
-    plots.main([str(sweep)])
+    plots_cli.main([str(sweep)])
     assert (sweep / "summary.csv").read_text() == before  # no .hydra/ to rebuild it from: kept
     assert_image(sweep / "sweep_objective.png")
     for job in ("0", "1"):  # each finished job's own PNGs too
@@ -130,7 +131,7 @@ def test_sweep_summary_is_rebuilt_from_hydra_job_dirs(tiny_run, tmp_path, monkey
         return Path(sweep_dir) / "summary.csv"
 
     monkeypatch.setattr("lit_nlp.sweeps.summary.write_summary", write_summary)
-    written = plots.draw(sweep)
+    written = plots_cli.draw(sweep)
     assert calls == [sweep]
     assert sweep / "summary.csv" in written and sweep / "sweep_objective.png" in written
 

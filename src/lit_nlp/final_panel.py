@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from lit_nlp.run_layout import CONFUSION_PNG, LEARNING_CURVES, export_dir
+
 log = logging.getLogger(__name__)
 
-PLOTS = ("learning_curves.png", "confusion_matrix.png")
+PLOTS = (LEARNING_CURVES, CONFUSION_PNG)
 
 
 def summary_rows(run_dir: Path, metrics: dict, monitor: str, best_path: str | None,
@@ -29,8 +31,8 @@ def summary_rows(run_dir: Path, metrics: dict, monitor: str, best_path: str | No
     tests = {k: v for k, v in metrics.items() if k.startswith("test/") and "/f1/" not in k and v is not None}
     if tests:
         rows.append(("test", "  ".join(f"{k[5:]}={v:.4f}" for k, v in sorted(tests.items()))))
-    if (run_dir / "export").is_dir():
-        rows.append(("export", str(run_dir / "export")))
+    if export_dir(run_dir).is_dir():
+        rows.append(("export", str(export_dir(run_dir))))
     plots = [name for name in PLOTS if (run_dir / name).is_file()]
     if plots:
         rows.append(("plots", "  ".join(plots)))

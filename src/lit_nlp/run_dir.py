@@ -12,10 +12,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from lit_nlp.distributed import announce_run_dir, announce_sweep_job, launch_rank
 from lit_nlp.errors import LitNlpError
+from lit_nlp.run_layout import METRICS_FILE, SAVED_CONFIG, last_checkpoint
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
 
 # What `resume=<run dir>` may change: how long and where to train, never what is trained.
 RESUME_OVERRIDABLE = (
@@ -28,7 +28,6 @@ RESUME_OVERRIDABLE = (
     # display and logging only
     "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps", "logger", "hparams",
 )
-SAVED_CONFIG = "config.yaml"
 
 
 def resume_argv(argv: list[str]) -> list[str]:
@@ -52,7 +51,7 @@ def _leaves(cfg: DictConfig) -> dict[str, object]:
 def _prepare_run_dir(cfg: DictConfig, run_dir: Path) -> Path | None:
     """Fresh run: refuse a dir that already holds a run (nothing is overwritten silently).
     Resume: the saved config must match but for RESUME_OVERRIDABLE; returns last.ckpt."""
-    last = run_dir / "checkpoints" / "last.ckpt"
+    last = last_checkpoint(run_dir)
     if not cfg.get("resume"):
         if last.exists() or (run_dir / METRICS_FILE).exists():
             raise LitNlpError(f"{run_dir} already holds a run; continue it with resume={run_dir} "
@@ -83,7 +82,7 @@ def claim_run_dir(cfg: DictConfig, run_dir: Path) -> Path | None:
     run is; the other ranks (already pointed here, see lit_nlp.distributed) write nothing here
     but their log, and resume from the same last.ckpt. Returns the checkpoint to resume."""
     if launch_rank() != 0:
-        return run_dir / "checkpoints" / "last.ckpt" if cfg.get("resume") else None
+        return last_checkpoint(run_dir) if cfg.get("resume") else None
     ckpt_path = _prepare_run_dir(cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / SAVED_CONFIG)

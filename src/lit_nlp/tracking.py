@@ -13,7 +13,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lit_nlp.errors import raise_if_any
-from lit_nlp.run_dir import METRICS_FILE, SAVED_CONFIG, flatten
+from lit_nlp.run_dir import flatten
+from lit_nlp.run_layout import CONFUSION_JSON, CONFUSION_PNG, LEARNING_CURVES, METRICS_FILE, SAVED_CONFIG, export_dir
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ OPTIONAL_LOGGERS = {"MLFlowLogger": ("mlflow", "mlflow"), "WandbLogger": ("wandb
 # command-line overrides that say where or how a run is logged, not what it learns
 NOT_HPARAMS = ("logger", "paths", "hparams_search", "hydra", "resume", "resume_sweep")
 # what MLflow keeps of a run besides its params and metrics (the export is added when there)
-ARTIFACTS = (SAVED_CONFIG, METRICS_FILE, "learning_curves.png", "confusion_matrix.png", "confusion_matrix.json")
+ARTIFACTS = (SAVED_CONFIG, METRICS_FILE, LEARNING_CURVES, CONFUSION_PNG, CONFUSION_JSON)
 # in the run dir: the MLflow run that `resume=<run dir>` continues
 MLFLOW_RUN_FILE = "mlflow_run_id.txt"
 
@@ -143,8 +144,8 @@ def _mlflow_artifacts(logger, run_dir: Path) -> None:
     for name in ARTIFACTS:
         if (run_dir / name).is_file():
             client.log_artifact(run_id, str(run_dir / name))
-    if (run_dir / "export").is_dir():
-        client.log_artifacts(run_id, str(run_dir / "export"), artifact_path="export")
+    if export_dir(run_dir).is_dir():
+        client.log_artifacts(run_id, str(export_dir(run_dir)), artifact_path="export")
     log.debug("logged the artifacts of %s to MLflow run %s", run_dir, run_id)
 
 

@@ -12,6 +12,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from lit_nlp.plots import confusion_matrix_figure
+from lit_nlp.run_layout import CONFUSION_JSON, CONFUSION_PNG
 
 
 class ConfusionMatrixLogger(L.Callback):
@@ -28,10 +29,10 @@ class ConfusionMatrixLogger(L.Callback):
                 logger.experiment.add_figure(f"{stage}/confusion_matrix", fig, trainer.global_step)
         if stage == "test" and self.png_dir:
             Path(self.png_dir).mkdir(parents=True, exist_ok=True)
-            fig.savefig(Path(self.png_dir) / "confusion_matrix.png", dpi=120)
+            fig.savefig(Path(self.png_dir) / CONFUSION_PNG, dpi=120)
             counts = {"stage": stage, "step": trainer.global_step, "labels": list(pl_module.label_names),
                       "matrix": matrix.tolist()}  # rows: true label, columns: predicted
-            (Path(self.png_dir) / "confusion_matrix.json").write_text(json.dumps(counts, indent=1))
+            (Path(self.png_dir) / CONFUSION_JSON).write_text(json.dumps(counts, indent=1))
 
     @rank_zero_only
     def on_validation_end(self, trainer, pl_module) -> None:

@@ -12,9 +12,10 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.strategies import FSDPStrategy
 
+from lit_nlp.run_layout import SETTINGS_FILE
+
 log = logging.getLogger(__name__)
 
-SETTINGS_FILE = "lit_nlp.json"
 
 
 def export_hf(model, tokenizer, text_settings: dict, directory: str | Path, state_dict: dict | None = None) -> Path:

@@ -6,22 +6,28 @@ wrote, so they can be drawn again at any time:
 
 A run dir gets `learning_curves.png` (from its TensorBoard events, or `csv/metrics.csv` with
 logger=csv) and `confusion_matrix.png` (from `confusion_matrix.json`, classification only).
-A sweep dir gets `sweep_objective.png` from `summary.csv`."""
+A sweep dir gets `sweep_objective.png` from `summary.csv`. The command line is plots/__main__.py
+(it rebuilds a sweep's summary through lit_nlp.sweeps, which draws through this module)."""
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
-from lit_nlp.errors import LitNlpError, exit_on_user_error
+from lit_nlp.errors import LitNlpError
+from lit_nlp.run_layout import (
+    CONFUSION_JSON,
+    CONFUSION_PNG,
+    CSV_DIR,
+    LEARNING_CURVES,
+    METRICS_FILE,
+    SAVED_CONFIG,
+    TENSORBOARD_DIR,
+)
 
 log = logging.getLogger(__name__)
 
-LEARNING_CURVES = "learning_curves.png"
-CONFUSION_JSON = "confusion_matrix.json"
-CONFUSION_PNG = "confusion_matrix.png"
 SWEEP_PNG = "sweep_objective.png"
 SUMMARY_CSV = "summary.csv"
 # columns of the sweep's summary.csv that are not swept hyperparameters (lit_nlp.sweeps.summary writes them)
@@ -38,7 +44,7 @@ def _figure(ncols: int, width: float = 5.0, height: float = 3.8):
 
 # ----------------------------------------------------------------- a run
 def is_run_dir(path: Path) -> bool:
-    return (Path(path) / "metrics.json").is_file() or (Path(path) / "config.yaml").is_file()
+    return (Path(path) / METRICS_FILE).is_file() or (Path(path) / SAVED_CONFIG).is_file()
 
 
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -47,8 +53,8 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     A resumed run logs some steps twice; the later value wins."""
     run_dir = Path(run_dir)
     by_tag: dict[str, dict[int, float]] = {}
-    tb_dir = run_dir / "tensorboard"
-    csv_file = run_dir / "csv" / "metrics.csv"
+    tb_dir = run_dir / TENSORBOARD_DIR
+    csv_file = run_dir / CSV_DIR / "metrics.csv"
     if tb_dir.is_dir() and any(tb_dir.glob("events.out.tfevents.*")):
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -76,14 +82,14 @@ def run_monitor(run_dir: Path) -> str | None:
     """The run's monitored metric: `monitor` of its config.yaml, or, where that is null (the task
     picked it at run time), the one `<monitor>_best` key of metrics.json."""
     run_dir = Path(run_dir)
-    if (run_dir / "config.yaml").is_file():
+    if (run_dir / SAVED_CONFIG).is_file():
         from omegaconf import OmegaConf
 
-        monitor = OmegaConf.load(run_dir / "config.yaml").get("monitor")
+        monitor = OmegaConf.load(run_dir / SAVED_CONFIG).get("monitor")
         if isinstance(monitor, str) and monitor:
             return monitor
-    if (run_dir / "metrics.json").is_file():
-        best = [k[:-len("_best")] for k in json.loads((run_dir / "metrics.json").read_text()) if k.endswith("_best")]
+    if (run_dir / METRICS_FILE).is_file():
+        best = [k[:-len("_best")] for k in json.loads((run_dir / METRICS_FILE).read_text()) if k.endswith("_best")]
         if len(best) == 1:
             return best[0]
     return None
@@ -106,7 +112,7 @@ def plot_learning_curves(run_dir: Path, monitor: str | None = None) -> Path | No
     train_loss = scalars.get("train/loss_step") or scalars.get("train/loss")
     val_loss = scalars.get("val/loss")
     if not train_loss and not val_loss:
-        if not (run_dir / "tensorboard").is_dir() and not (run_dir / "csv").is_dir():
+        if not (run_dir / TENSORBOARD_DIR).is_dir() and not (run_dir / CSV_DIR).is_dir():
             log.info("no learning curves for %s: they are drawn from the tensorboard or csv logger's files; "
                      "add one, e.g. 'logger=[wandb,tensorboard]'", run_dir)
         else:
@@ -148,10 +154,10 @@ def plot_learning_curves(run_dir: Path, monitor: str | None = None) -> Path | No
 
 
 def _monitor_mode(run_dir: Path) -> str:
-    if (Path(run_dir) / "config.yaml").is_file():
+    if (Path(run_dir) / SAVED_CONFIG).is_file():
         from omegaconf import OmegaConf
 
-        return OmegaConf.load(Path(run_dir) / "config.yaml").get("monitor_mode") or "max"
+        return OmegaConf.load(Path(run_dir) / SAVED_CONFIG).get("monitor_mode") or "max"
     return "max"
 
 
@@ -277,54 +283,3 @@ def plot_sweep(sweep_dir: Path) -> Path:
     path = sweep_dir / SWEEP_PNG
     fig.savefig(path, dpi=110)
     return path
-
-
-def write_sweep_plots(sweep_dir: Path) -> list[Path]:
-    """Rebuild the summary from the job dirs that Hydra wrote (with their .hydra/; a sweep copied
-    without them keeps the summary.csv it has), draw the sweep's objective plot and every
-    finished job's own PNGs."""
-    from lit_nlp.sweeps import summary
-
-    sweep_dir = Path(sweep_dir)
-    written = []
-    if any((p / ".hydra").is_dir() for p in sweep_dir.iterdir()):
-        written.append(Path(summary.write_summary(sweep_dir)))
-    elif not (sweep_dir / SUMMARY_CSV).is_file():
-        raise LitNlpError(f"{sweep_dir} has no {SUMMARY_CSV} and no job dirs written by Hydra to build it from")
-    written.append(plot_sweep(sweep_dir))
-    for job in job_dirs(sweep_dir):
-        if (job / "metrics.json").is_file():  # failed jobs have no metrics and often no curves
-            written.extend(write_run_plots(job))
-    return written
-
-
-# ----------------------------------------------------------------- CLI
-def draw(path: str | Path) -> list[Path]:
-    """Draw what `path` allows: a run dir's PNGs, or a sweep dir's summary and PNGs."""
-    path = Path(path)
-    if not path.exists():
-        raise LitNlpError(f"{path} does not exist; pass a run dir (outputs/runs/<time>) or a sweep dir")
-    if not path.is_dir():
-        raise LitNlpError(f"{path} is a file; pass a run dir (outputs/runs/<time>) or a sweep dir")
-    if (path / "metrics.json").is_file():
-        return write_run_plots(path)
-    if (path / SUMMARY_CSV).is_file() or job_dirs(path):
-        return write_sweep_plots(path)
-    if (path / "config.yaml").is_file():
-        raise LitNlpError(f"{path} holds an unfinished run (no metrics.json); finish it with "
-                          f"python train.py resume={path}")
-    raise LitNlpError(f"{path} is not a run dir (no metrics.json) or a sweep dir (no job dirs)")
-
-
-@exit_on_user_error
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1 or argv[0] in ("-h", "--help"):
-        print("usage: python -m lit_nlp.plots <run dir | sweep dir>", file=sys.stderr)
-        sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
-    for written in draw(argv[0]):
-        print(written)
-
-
-if __name__ == "__main__":
-    main()

@@ -27,7 +27,8 @@ from typing import Callable
 from omegaconf import DictConfig, OmegaConf
 
 from lit_nlp.errors import LitNlpError, user_error
-from lit_nlp.run_dir import METRICS_FILE, RESUME_OVERRIDABLE, SAVED_CONFIG, flatten
+from lit_nlp.run_dir import RESUME_OVERRIDABLE, flatten
+from lit_nlp.run_layout import METRICS_FILE, SAVED_CONFIG, last_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def _changed(saved: DictConfig, cfg: DictConfig, ignored: tuple[str, ...]) -> li
 def _prepare_job_dir(cfg: DictConfig, job_dir: Path) -> float | None:
     """None: train this job (fresh, or continuing via cfg.resume). A number: the stored
     objective of a finished job that `resume_sweep` skips."""
-    saved_path, last = job_dir / SAVED_CONFIG, job_dir / "checkpoints" / "last.ckpt"
+    saved_path, last = job_dir / SAVED_CONFIG, last_checkpoint(job_dir)
     failed = (job_dir / FAILED_FILE).exists() or (job_dir / PRUNED_FILE).exists()
     if not (saved_path.exists() or last.exists() or failed or (job_dir / METRICS_FILE).exists()):
         return None

@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Callable
 
 from hydra.experimental.callback import Callback
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from lit_nlp.errors import LitNlpError
-from lit_nlp.run_dir import METRICS_FILE, SAVED_CONFIG
+from lit_nlp.run_layout import METRICS_FILE, SAVED_CONFIG
 from lit_nlp.sweeps.jobs import FAILED_FILE, PRUNED_FILE, objective_of
 
 log = logging.getLogger(__name__)
