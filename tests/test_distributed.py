@@ -16,7 +16,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 
-from conftest import ROOT, compose_cfg, multilabel_rows, synthetic_rows, tiny_overrides, write_table
+from conftest import ROOT, compose_cfg, metrics_of, multilabel_rows, synthetic_rows, tiny_overrides, write_table
 from lit_nlp.distributed import TransformerBlockPolicy, launch_rank, shared_run_dir_argv
 from lit_nlp.errors import LitNlpError
 
@@ -61,10 +61,6 @@ def run_env() -> dict[str, str]:
 
 def run_dirs(cwd: Path) -> list[Path]:
     return sorted((cwd / "outputs" / "runs").iterdir())
-
-
-def metrics_of(run_dir: Path) -> dict:
-    return json.loads((run_dir / "metrics.json").read_text())
 
 
 def assert_one_run(cwd: Path) -> Path:

@@ -1,5 +1,5 @@
 """The data and inference side: preparing the data (cold cache) and loading it again (cache
-hit), raw tokenization speed, and CPU prediction through lit_nlp.predict.Predictor."""
+hit), raw tokenization speed, and CPU prediction through the ClassificationPredictor."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import time
 import torch
 
 from lit_nlp.bench.workloads import real_data_module
-from lit_nlp.data.classification import ClassificationDataModule, tokenize
+from lit_nlp.codecs.classification import tokenize
+from lit_nlp.data.classification import ClassificationDataModule
 from lit_nlp.data.io import read_table
-from lit_nlp.predict import Predictor
+from lit_nlp.predictors.classification import ClassificationPredictor
 
 
 def timed_setup(opts: dict, cache_dir: str, static_shapes: bool = False) -> tuple[ClassificationDataModule, float]:
@@ -38,7 +39,7 @@ def tokenization_speed(datamodule: ClassificationDataModule, opts: dict) -> dict
 
 
 def prediction_speed(model: torch.nn.Module, datamodule: ClassificationDataModule, opts: dict) -> dict:
-    """Predictor (cleaning, tokenizing, batching in length order, softmax) on the CPU:
+    """ClassificationPredictor (cleaning, tokenizing, batching in length order, softmax) on the CPU:
     samples/s over `predict_rows` texts in batches of 32, and the median latency of one
     sentence over `latency_runs` calls (after one warm-up call)."""
     if opts["predict_file"]:
@@ -47,7 +48,7 @@ def prediction_speed(model: torch.nn.Module, datamodule: ClassificationDataModul
     else:
         texts = read_table(datamodule.cache_path / "train.jsonl", "jsonl")["text"].astype(str).tolist()
     texts = texts[:opts["predict_rows"]]
-    predictor = Predictor(model, datamodule.tokenizer, datamodule.text_settings(), device="cpu")
+    predictor = ClassificationPredictor(model, datamodule.tokenizer, datamodule.text_settings(), device="cpu")
     predictor.predict(texts[:32])
     start = time.perf_counter()
     predictor.predict(texts, batch_size=32)
