@@ -224,7 +224,8 @@ def test_torchrun_two_nodes_write_one_run_dir(tmp_path, split_files):
         assert proc.returncode == 0, out[-3000:]
     run = assert_one_run(tmp_path)
     metrics = metrics_of(run)
-    assert metrics["global_step"] == 960 // 16 and 0 <= metrics["test/acc"] <= 1
+    # one run of 2 epochs over the 2 "nodes": the tiny model learns the cue words, as in 1 process
+    assert metrics["global_step"] == 960 // 16 and metrics["val/acc_best"] > 0.8 and metrics["test/acc"] > 0.8
 
 
 # ----------------------------------------------------------------- ranks before the process group
