@@ -140,6 +140,30 @@ def enable_gradient_checkpointing(model: nn.Module) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
+def task_model(auto_class, backbone: dict, hf_config: dict | None, *, finetune: str, num_frozen_layers: int,
+               gradient_checkpointing: bool, trust_remote_code: bool, attn_implementation: str | None,
+               facts: dict, random_init_facts: dict, encoder=None) -> tuple[nn.Module, dict]:
+    """A task module's Hugging Face model and its config dict: built from `backbone` (a hub
+    name or path, or a config for random init, which `random_init_facts` complete: vocabulary
+    and special ids from the tokenizer trained on the data) with the task's `facts` (labels), or
+    rebuilt from a checkpoint's saved `hf_config`; then frozen per `finetune` (`encoder`: which
+    part of the model the freezing strategies see, a function of the model; default its base
+    model), gradient-checkpointed if asked, and in train mode: from_pretrained returns eval mode
+    and Lightning keeps submodules' modes, so dropout would be off for the whole run."""
+    if hf_config is None:
+        extra = {**facts, **(random_init_facts if backbone.get("config") else {})}
+        model = build_hf_model(auto_class, backbone.get("pretrained"), backbone.get("config"), trust_remote_code,
+                               attn_implementation, **extra)
+        hf_config = model.config.to_dict()
+    else:
+        model = model_from_config_dict(auto_class, hf_config, attn_implementation)
+    apply_finetune_strategy(model, finetune, num_frozen_layers, encoder=encoder(model) if encoder else None)
+    if gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+    model.train()
+    return model, hf_config
+
+
 def count_parameters(model: nn.Module) -> dict[str, int]:
     return {"model/params_total": sum(p.numel() for p in model.parameters()),
             "model/params_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}

@@ -30,12 +30,9 @@ from lit_nlp.codecs.common import IGNORE_INDEX  # filler rows' labels (data/shap
 from lit_nlp.data.shapes import real_rows
 from lit_nlp.errors import LitNlpError
 from lit_nlp.models.backbones import (
-    apply_finetune_strategy,
-    build_hf_model,
-    enable_gradient_checkpointing,
     json_safe_config,
-    model_from_config_dict,
     plain_config,
+    task_model,
 )
 from lit_nlp.models.task_module import TaskModule
 
@@ -157,25 +154,15 @@ class ClassificationModule(TaskModule):
         weights = class_weight_tensor(plain_config(class_weights), label_names, multi_label, label_counts, train_rows)
         if not 0 < threshold < 1:
             raise LitNlpError(f"model.threshold must be between 0 and 1, got {threshold}")
-        if hf_config is None:
-            # problem_type tells transformers.pipeline to apply a sigmoid per label (multi-label)
-            facts = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
-                     "label2id": {n: i for i, n in enumerate(label_names)},
-                     "problem_type": "multi_label_classification" if multi_label else "single_label_classification"}
-            if backbone.get("config"):
-                # a random-init model takes its vocabulary from the tokenizer trained on the data
-                facts.update(vocab_size=vocab_size, pad_token_id=pad_token_id)
-            self.model = build_hf_model(AutoModelForSequenceClassification, backbone.get("pretrained"),
-                                        backbone.get("config"), trust_remote_code, attn_implementation, **facts)
-            hf_config = self.model.config.to_dict()
-        else:
-            self.model = model_from_config_dict(AutoModelForSequenceClassification, hf_config, attn_implementation)
-        apply_finetune_strategy(self.model, finetune, num_frozen_layers)
-        if gradient_checkpointing:
-            enable_gradient_checkpointing(self.model)
-        # from_pretrained returns a model in eval mode, and Lightning keeps submodules' modes:
-        # without this, dropout would be off for the whole fine-tuning run
-        self.model.train()
+        # problem_type tells transformers.pipeline to apply a sigmoid per label (multi-label)
+        facts = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
+                 "label2id": {n: i for i, n in enumerate(label_names)},
+                 "problem_type": "multi_label_classification" if multi_label else "single_label_classification"}
+        self.model, hf_config = task_model(
+            AutoModelForSequenceClassification, backbone, hf_config, finetune=finetune,
+            num_frozen_layers=num_frozen_layers, gradient_checkpointing=gradient_checkpointing,
+            trust_remote_code=trust_remote_code, attn_implementation=attn_implementation, facts=facts,
+            random_init_facts={"vocab_size": vocab_size, "pad_token_id": pad_token_id})
         self.multi_label = multi_label
         self.register_buffer("class_weights", weights, persistent=False)  # rebuilt from hparams
         if multi_label:  # a buffer, so that each checkpoint holds the threshold it was validated with

@@ -14,12 +14,9 @@ from transformers import AutoModelForQuestionAnswering
 from lit_nlp.codecs.common import IGNORE_INDEX
 from lit_nlp.data.shapes import real_rows
 from lit_nlp.models.backbones import (
-    apply_finetune_strategy,
-    build_hf_model,
-    enable_gradient_checkpointing,
     json_safe_config,
-    model_from_config_dict,
     plain_config,
+    task_model,
 )
 from lit_nlp.models.task_module import TaskModule
 from lit_nlp.models.span_decoding import QuestionAnswers, decode_batch
@@ -94,20 +91,11 @@ class ExtractiveQAModule(TaskModule):
     ):
         super().__init__()
         backbone, optimizer, scheduler = plain_config(backbone), plain_config(optimizer), plain_config(scheduler)
-        if hf_config is None:
-            facts = {}
-            if backbone.get("config"):
-                # a random-init model takes its vocabulary from the tokenizer trained on the data
-                facts = {"vocab_size": vocab_size, "pad_token_id": pad_token_id}
-            self.model = build_hf_model(AutoModelForQuestionAnswering, backbone.get("pretrained"),
-                                        backbone.get("config"), trust_remote_code, attn_implementation, **facts)
-            hf_config = self.model.config.to_dict()
-        else:
-            self.model = model_from_config_dict(AutoModelForQuestionAnswering, hf_config, attn_implementation)
-        apply_finetune_strategy(self.model, finetune, num_frozen_layers)
-        if gradient_checkpointing:
-            enable_gradient_checkpointing(self.model)
-        self.model.train()  # from_pretrained returns eval mode; Lightning keeps submodule modes
+        self.model, hf_config = task_model(
+            AutoModelForQuestionAnswering, backbone, hf_config, finetune=finetune, num_frozen_layers=num_frozen_layers,
+            gradient_checkpointing=gradient_checkpointing, trust_remote_code=trust_remote_code,
+            attn_implementation=attn_implementation, facts={},
+            random_init_facts={"vocab_size": vocab_size, "pad_token_id": pad_token_id})
         self.save_hyperparameters({
             "backbone": backbone, "optimizer": optimizer, "scheduler": scheduler, "finetune": finetune,
             "num_frozen_layers": num_frozen_layers, "vocab_size": vocab_size, "pad_token_id": pad_token_id,

@@ -10,12 +10,9 @@ from transformers import AutoModelForSeq2SeqLM
 from lit_nlp.errors import LitNlpError
 from lit_nlp.data.shapes import real_rows
 from lit_nlp.models.backbones import (
-    apply_finetune_strategy,
-    build_hf_model,
-    enable_gradient_checkpointing,
     json_safe_config,
-    model_from_config_dict,
     plain_config,
+    task_model,
 )
 from lit_nlp.models.compiled import eager_generation
 from lit_nlp.models.task_module import TaskModule
@@ -66,24 +63,17 @@ class Seq2SeqModule(TaskModule):
         backbone, optimizer, scheduler, generation = map(plain_config, (backbone, optimizer, scheduler, generation))
         if task not in METRICS:
             raise LitNlpError(f"task must be one of {', '.join(METRICS)}, got {task!r}")
-        if hf_config is None:
-            facts = {}
-            if backbone.get("config"):
-                # random init: vocabulary and special ids from the tokenizer trained on the data;
-                # T5 starts decoding from the pad token
-                facts = {"vocab_size": vocab_size, "pad_token_id": pad_token_id, "eos_token_id": eos_token_id,
-                         "decoder_start_token_id": pad_token_id}
-            self.model = build_hf_model(AutoModelForSeq2SeqLM, backbone.get("pretrained"), backbone.get("config"),
-                                        trust_remote_code, attn_implementation, **facts)
-            hf_config = self.model.config.to_dict()
-        else:
-            self.model = model_from_config_dict(AutoModelForSeq2SeqLM, hf_config, attn_implementation)
+        # random init: vocabulary and special ids from the tokenizer trained on the data; T5
+        # starts decoding from the pad token. The freezing strategies see the encoder.
+        self.model, hf_config = task_model(
+            AutoModelForSeq2SeqLM, backbone, hf_config, finetune=finetune, num_frozen_layers=num_frozen_layers,
+            gradient_checkpointing=gradient_checkpointing, trust_remote_code=trust_remote_code,
+            attn_implementation=attn_implementation, facts={},
+            random_init_facts={"vocab_size": vocab_size, "pad_token_id": pad_token_id, "eos_token_id": eos_token_id,
+                               "decoder_start_token_id": pad_token_id},
+            encoder=lambda model: model.get_encoder())
         for key, value in generation.items():
             setattr(self.model.generation_config, key, value)
-        apply_finetune_strategy(self.model, finetune, num_frozen_layers, encoder=self.model.get_encoder())
-        if gradient_checkpointing:
-            enable_gradient_checkpointing(self.model)
-        self.model.train()  # from_pretrained returns eval mode; Lightning keeps submodule modes
         self.tokenizer = tokenizer
         self.save_hyperparameters({
             "backbone": backbone, "optimizer": optimizer, "scheduler": scheduler, "generation": generation,
