@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from lit_nlp.data.shapes import padded_length
+from lit_nlp.codecs.padding import pad_inputs
 
 
 def tokenize(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int) -> dict:
@@ -17,11 +17,7 @@ def pad_batch(features: list[dict], pad_token_id: int, pad_to_multiple_of: int |
               buckets: list[int] | None = None) -> dict:
     """Stack a list of tokenized rows into padded tensors: to the batch's longest row (dynamic
     padding), rounded up to `pad_to_multiple_of`, or up to one of `buckets` (static shapes)."""
-    longest = padded_length(max(len(f["input_ids"]) for f in features), pad_to_multiple_of, buckets)
-    batch: dict[str, torch.Tensor] = {}
-    for key, pad in (("input_ids", pad_token_id), ("attention_mask", 0), ("token_type_ids", 0)):
-        if key in features[0]:
-            batch[key] = torch.tensor([f[key] + [pad] * (longest - len(f[key])) for f in features])
+    batch, _ = pad_inputs(features, pad_token_id, pad_to_multiple_of, buckets)
     if "labels" in features[0]:
         batch["labels"] = torch.tensor([f["labels"] for f in features])
     return batch

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from lit_nlp.data.shapes import padded_length
+from lit_nlp.codecs.padding import pad_inputs
 
 # offsets / word id of a token outside the context (question, special tokens, padding)
 OFF_CONTEXT = -1
@@ -75,14 +75,7 @@ def collate_qa(features: list[dict], pad_token_id: int, pad_to_multiple_of: int 
     one of `buckets` (static shapes); `context_mask` (true on context tokens) from the offsets.
     Offsets, word ids, question ids, contexts and gold answers stay Python lists (decoding runs
     on the CPU)."""
-    longest = padded_length(max(len(f["input_ids"]) for f in features), pad_to_multiple_of, buckets)
-
-    def pad(key, value):
-        return torch.tensor([f[key] + [value] * (longest - len(f[key])) for f in features])
-
-    batch = {"input_ids": pad("input_ids", pad_token_id), "attention_mask": pad("attention_mask", 0)}
-    if "token_type_ids" in features[0]:
-        batch["token_type_ids"] = pad("token_type_ids", 0)
+    batch, longest = pad_inputs(features, pad_token_id, pad_to_multiple_of, buckets)
     batch["context_mask"] = torch.tensor([[o[0] != OFF_CONTEXT for o in f["offsets"]]
                                           + [False] * (longest - len(f["offsets"])) for f in features])
     if "start_positions" in features[0]:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import torch
 
 from lit_nlp.codecs.common import IGNORE_INDEX
-from lit_nlp.data.shapes import padded_length
+from lit_nlp.codecs.padding import pad_inputs
 from lit_nlp.data.tag_schemes import entities, split_tag
 from lit_nlp.errors import LitNlpError
 
@@ -197,16 +197,10 @@ def collate(features: list[dict], pad_token_id: int, pad_to_multiple_of: int | N
     """Windows padded to the batch's longest, rounded up to `pad_to_multiple_of` or to one of
     `buckets`: input ids with `pad_token_id`, labels with IGNORE_INDEX, the rest with 0.
     `batch["windows"]` keeps each window's WINDOW_KEYS as Python lists, for decode."""
-    longest = padded_length(max(len(f["input_ids"]) for f in features), pad_to_multiple_of, buckets)
-
-    def pad(key, value):
-        return torch.tensor([f[key] + [value] * (longest - len(f[key])) for f in features])
-
-    batch = {"input_ids": pad("input_ids", pad_token_id), "attention_mask": pad("attention_mask", 0)}
-    if "token_type_ids" in features[0]:
-        batch["token_type_ids"] = pad("token_type_ids", 0)
+    batch, longest = pad_inputs(features, pad_token_id, pad_to_multiple_of, buckets)
     if "labels" in features[0]:
-        batch["labels"] = pad("labels", IGNORE_INDEX)
+        batch["labels"] = torch.tensor([f["labels"] + [IGNORE_INDEX] * (longest - len(f["labels"]))
+                                        for f in features])
     batch["windows"] = [{key: f[key] for key in WINDOW_KEYS} for f in features]
     return batch
 

@@ -8,13 +8,7 @@ import torch
 from lit_nlp.codecs.classification import pad_batch, tokenize
 from lit_nlp.data.cleaning import TextCleaner
 from lit_nlp.errors import LitNlpError
-from lit_nlp.predictors.common import (
-    BatchShapes,
-    forward_keys,
-    read_input,
-    refuse_qa_args,
-    resolve_device,
-)
+from lit_nlp.predictors.common import place_model, read_input, refuse_qa_args
 
 
 class ClassificationPredictor:
@@ -23,17 +17,14 @@ class ClassificationPredictor:
 
     def __init__(self, model, tokenizer, settings: dict, device: str = "auto", compile: bool | dict = False,
                  static_shapes: bool | None = None):
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        self.shapes = BatchShapes(self.model, self.device, settings["max_length"], settings.get("length_buckets", 8),
-                                  compile, static_shapes)
+        self.device, self.model, self.shapes, self._forward_keys = place_model(model, settings, device, compile,
+                                                                               static_shapes)
         self.tokenizer = tokenizer
         self.settings = settings
         self.cleaner = TextCleaner(**settings["cleaning"])
         self.label_names = settings["label_names"]
         self.multi_label = settings.get("multi_label", False)
         self.threshold = settings.get("threshold", 0.5)
-        self._forward_keys = forward_keys(self.model)
 
     @torch.inference_mode()
     def predict(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 32) -> list[dict]:

@@ -53,6 +53,17 @@ class BatchShapes:
         return fill_rows(features, batch_size) if self.static else features
 
 
+def place_model(model, settings: dict, device: str, compile: bool | dict, static_shapes: bool | None):
+    """A predictor's model on its device in eval mode, with how its batches run (BatchShapes,
+    from the training run's max_length and length_buckets) and the inputs its forward takes:
+    (device, model, shapes, forward keys)."""
+    chosen = resolve_device(device)
+    model = model.to(chosen).eval()
+    shapes = BatchShapes(model, chosen, settings["max_length"], settings.get("length_buckets", 8), compile,
+                         static_shapes)
+    return chosen, model, shapes, forward_keys(model)
+
+
 def read_input(args: dict, columns: dict[str, str | None], hint: str) -> pd.DataFrame:
     """predict.py's input=<file> (headerless with column_names=a,b), checked to hold `columns`
     (option or template field -> column); a missing one is reported with `hint`."""

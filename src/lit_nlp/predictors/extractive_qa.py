@@ -8,12 +8,7 @@ import torch
 from lit_nlp.codecs.extractive_qa import collate_qa, encode_windows, question_too_long
 from lit_nlp.errors import LitNlpError
 from lit_nlp.models.span_decoding import QuestionAnswers, decode_batch
-from lit_nlp.predictors.common import (
-    BatchShapes,
-    forward_keys,
-    read_input,
-    resolve_device,
-)
+from lit_nlp.predictors.common import place_model, read_input
 
 
 class ExtractiveQAPredictor:
@@ -23,15 +18,12 @@ class ExtractiveQAPredictor:
 
     def __init__(self, model, tokenizer, settings: dict, device: str = "auto", compile: bool | dict = False,
                  static_shapes: bool | None = None):
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        self.shapes = BatchShapes(self.model, self.device, settings["max_length"], settings.get("length_buckets", 8),
-                                  compile, static_shapes)
+        self.device, self.model, self.shapes, self._forward_keys = place_model(model, settings, device, compile,
+                                                                               static_shapes)
         self.tokenizer = tokenizer
         self.settings = settings
         self.question_column = settings["question_column"]
         self.context_column = settings["context_column"]
-        self._forward_keys = forward_keys(self.model)
 
     @torch.inference_mode()
     def answer(self, questions: list[str], contexts: list[str], batch_size: int = 32) -> list[dict]:
