@@ -31,7 +31,7 @@ def _from_export(path: Path, device: str, **speed) -> TaskPredictor:
     settings = json.loads((path / SETTINGS_FILE).read_text())
     task = _task(settings, path)
     model = get_class(task.auto_model).from_pretrained(path)
-    return get_class(task.predictor)(model, AutoTokenizer.from_pretrained(path), settings, device, **speed)
+    return get_class(task.predictor)(model, AutoTokenizer.from_pretrained(path), settings, device=device, **speed)
 
 
 def _from_checkpoint(path: Path, device: str, **speed) -> TaskPredictor:
@@ -53,7 +53,7 @@ def _from_checkpoint(path: Path, device: str, **speed) -> TaskPredictor:
         for name, text in state["tokenizer_files"].items():
             (Path(tmp) / name).write_text(text)
         tokenizer = AutoTokenizer.from_pretrained(tmp)
-    return get_class(task.predictor)(module.model, tokenizer, settings, device, **speed)
+    return get_class(task.predictor)(module.model, tokenizer, settings, device=device, **speed)
 
 
 def find_checkpoint(run_dir: Path) -> Path | None:

@@ -42,7 +42,8 @@ class TaskModel(Protocol):
 
 
 class TaskPredictor(Protocol):
-    """Predicts from raw input as training encoded it; built from a model, its tokenizer and the
+    """Predicts from raw input as training encoded it; built as `Predictor(model, tokenizer,
+    settings, device=..., compile=..., static_shapes=...)` from a model, its tokenizer and the
     saved settings. Each owns its input columns and output format; predict.py's CLI only calls
     these three."""
 

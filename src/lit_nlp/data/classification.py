@@ -11,7 +11,6 @@ import logging
 from collections import Counter
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -20,9 +19,10 @@ from lit_nlp.data.cache import (
 )
 from lit_nlp.codecs.classification import pad_batch, tokenize
 from lit_nlp.data.cleaning import TextCleaner, drop_rows, log_dropped
-from lit_nlp.data.io import load_hub_frames, read_table, require_columns
+from lit_nlp.data.io import require_columns
 from lit_nlp.data.labels import check_labels, rarest_label, read_label_columns, split_label_lists
-from lit_nlp.data.splits import carve_splits
+from lit_nlp.data.splits import carve_splits, ratio_problems
+from lit_nlp.data.tables import TableFiles
 from lit_nlp.data.task_data import SPLITS, TaskDataModule
 from lit_nlp.data.tokenizers import tokenizer_before_data
 from lit_nlp.errors import LitNlpError, raise_if_any
@@ -57,16 +57,6 @@ class ClassificationDataModule(TaskDataModule):
 
     def __init__(
         self,
-        train_file: str | None = None,
-        validation_file: str | None = None,
-        test_file: str | None = None,
-        format: str | None = None,
-        encoding: str = "utf-8",
-        quoting: str = "auto",
-        column_names: list[str] | None = None,
-        hub_dataset: str | None = None,
-        hub_subset: str | None = None,
-        hub_splits: dict | None = None,
         text_column: str = "text",
         text_pair_column: str | None = None,
         label_column: str = "label",
@@ -81,30 +71,14 @@ class ClassificationDataModule(TaskDataModule):
         fold: int = 0,
         seed: int = 42,
         max_length: int = 128,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        group_by_length: bool = True,
-        pad_to_multiple_of: int | None = None,
-        static_shapes: bool = False,
-        length_buckets: int = 8,
-        cache_dir: str = ".cache/lit_nlp",
-        tokenizer: Any = None,
+        **settings,
     ):
-        super().__init__(files={"train": train_file, "validation": validation_file, "test": test_file}, seed=seed,
-                         batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers,
-                         pin_memory=pin_memory, group_by_length=group_by_length,
-                         pad_to_multiple_of=pad_to_multiple_of, static_shapes=static_shapes,
-                         length_buckets=length_buckets, bucket_length=max_length, cache_dir=cache_dir,
-                         tokenizer=tokenizer)
+        # the files or hub dataset (data/tables.py), then the loader settings (TaskDataModule)
+        self.tables = TableFiles.take(settings)
+        super().__init__(files=self.tables.files, seed=seed, bucket_length=max_length, **settings)
         if isinstance(cleaning, dict) or cleaning is None:
             cleaning = TextCleaner(**(cleaning or {}))
         self.cleaner = cleaning
-        self.format, self.encoding, self.quoting = format, encoding, quoting
-        self.column_names = list(column_names) if column_names is not None else None
-        self.hub_dataset, self.hub_subset = hub_dataset, hub_subset
-        self.hub_splits = dict(hub_splits or {s: s for s in SPLITS})
         self.text_column, self.text_pair_column, self.label_column = text_column, text_pair_column, label_column
         self.label_names = list(label_names) if label_names else None
         self.label_separator = label_separator
@@ -118,16 +92,7 @@ class ClassificationDataModule(TaskDataModule):
 
     # ----------------------------------------------------------------- config and cache key
     def _check_config(self) -> None:
-        problems = []
-        if not self.files["train"] and not self.hub_dataset:
-            problems.append("set data.train_file (or data.hub_dataset)")
-        if self.files["train"] and self.hub_dataset:
-            problems.append("set either data.train_file or data.hub_dataset, not both")
-        for name, ratio in (("val_ratio", self.val_ratio), ("test_ratio", self.test_ratio)):
-            if not 0 <= ratio < 1:
-                problems.append(f"data.{name} must be in [0, 1), got {ratio}")
-        if self.val_ratio + self.test_ratio >= 1:
-            problems.append("data.val_ratio + data.test_ratio must leave rows for training")
+        problems = self.tables.problems() + ratio_problems(self.val_ratio, self.test_ratio)
         if self.num_folds is not None and (self.num_folds < 2 or not 0 <= self.fold < self.num_folds):
             problems.append(f"data.fold must be in [0, num_folds) and num_folds >= 2, "
                             f"got fold={self.fold} num_folds={self.num_folds}")
@@ -144,9 +109,7 @@ class ClassificationDataModule(TaskDataModule):
 
     def cache_settings(self) -> dict:
         return {
-            "version": CACHE_VERSION, "format": self.format, "encoding": self.encoding,
-            "quoting": self.quoting, "column_names": self.column_names,
-            "hub": [self.hub_dataset, self.hub_subset, self.hub_splits],
+            "version": CACHE_VERSION, **self.tables.cache_settings(),
             "columns": [self.text_column, self.text_pair_column, self.label_column],
             "label_names": self.label_names, "multi_label": [self.label_separator, self.label_columns],
             "label_checks": self.label_checks, "cleaning": self.cleaner.to_config(),
@@ -161,17 +124,9 @@ class ClassificationDataModule(TaskDataModule):
             columns.update({f"label_columns[{i}]": c for i, c in enumerate(self.label_columns)})
         else:
             columns["label_column"] = self.label_column
-        frames = {}
-        if self.hub_dataset:
-            frames = load_hub_frames(self.hub_dataset, self.hub_subset, self.hub_splits)
-            for split, frame in frames.items():
-                require_columns(frame, columns, f"hub {self.hub_dataset} split {self.hub_splits[split]}")
-        else:
-            for split, path in self.files.items():
-                if path:
-                    frame = read_table(path, self.format, self.encoding, self.quoting, self.column_names)
-                    require_columns(frame, columns, str(path))
-                    frames[split] = frame
+        frames = self.tables.read()
+        for split, frame in frames.items():
+            require_columns(frame, columns, self.tables.source_name(split))
         out = {}
         for split, frame in frames.items():
             cols = {"text": frame[self.text_column]}
@@ -181,13 +136,10 @@ class ClassificationDataModule(TaskDataModule):
                 cols["label"] = frame[self.label_column]
             out[split] = pd.DataFrame({k: v.fillna("").astype(str) for k, v in cols.items()})
             if self.label_columns:
-                out[split]["label"] = read_label_columns(frame, self.label_columns, self._source_name(split))
+                out[split]["label"] = read_label_columns(frame, self.label_columns, self.tables.source_name(split))
             elif self.label_separator:
                 out[split]["label"] = split_label_lists(out[split]["label"], self.label_separator)
         return out
-
-    def _source_name(self, split: str) -> str:
-        return str(self.files.get(split) or f"{self.hub_dataset} {split}")
 
     # ----------------------------------------------------------------- cleaning and labels
     def _clean(self, frames: dict[str, pd.DataFrame]) -> tuple[dict, dict]:
@@ -200,7 +152,7 @@ class ClassificationDataModule(TaskDataModule):
         before = {split: len(f) for split, f in frames.items()}
         key_cols = ["text", "text_pair"] if "text_pair" in frames["train"] else ["text"]
         # validation folds are drawn from training rows, so a validation file is one only without folds
-        eval_sources = {split: self._source_name(split) for split in frames
+        eval_sources = {split: self.tables.source_name(split) for split in frames
                         if split == "test" or (split == "validation" and not self.num_folds)}
         # a row without a label can be neither trained on nor scored (multi-label: no label is a label set)
         gold = None if self.multi_label else {"label": "empty_label"}
@@ -208,7 +160,7 @@ class ClassificationDataModule(TaskDataModule):
         for split, frame in frames.items():
             if frame.empty:
                 raise LitNlpError(
-                    f"{self._source_name(split)}: all {before[split]} rows have empty text in column "
+                    f"{self.tables.source_name(split)}: all {before[split]} rows have empty text in column "
                     f"'{self.text_column}' after cleaning; check data.text_column"
                 )
         log_dropped(dropped, eval_sources, before)
@@ -224,7 +176,7 @@ class ClassificationDataModule(TaskDataModule):
         else:
             counts = Counter(train_labels)
         column = ", ".join(self.label_columns) if self.label_columns else self.label_column
-        problems, notes = check_labels(counts, len(train_labels), self._source_name("train"), column,
+        problems, notes = check_labels(counts, len(train_labels), self.tables.source_name("train"), column,
                                        self.multi_label)
         if self.label_checks == "warn":
             problems, notes = [], problems + notes
@@ -238,10 +190,10 @@ class ClassificationDataModule(TaskDataModule):
                 values = sorted(values, key=int)
             names = values
         if not self.multi_label and len(counts) < 2:
-            problems.append(f"{self._source_name('train')}: only one class ({train_labels.iloc[0]!r}) in "
+            problems.append(f"{self.tables.source_name('train')}: only one class ({train_labels.iloc[0]!r}) in "
                             f"column '{self.label_column}'; classification needs at least two")
         if self.multi_label and not counts:
-            problems.append(f"{self._source_name('train')}: no row has a label in {column}; check "
+            problems.append(f"{self.tables.source_name('train')}: no row has a label in {column}; check "
                             "data.label_separator / data.label_columns")
         index = {name: i for i, name in enumerate(names)}
         for split, frame in frames.items():
@@ -250,7 +202,7 @@ class ClassificationDataModule(TaskDataModule):
                 unseen = sorted({lab for row in labels for lab in row} - set(index))
                 if unseen:
                     where = "training labels" if self.label_names is None else "data.label_names"
-                    problems.append(f"{self._source_name(split)}: labels {unseen[:5]} are not among the {where} "
+                    problems.append(f"{self.tables.source_name(split)}: labels {unseen[:5]} are not among the {where} "
                                     f"{names}")
                     continue
                 frame["stratum"] = rarest_label(labels, counts)
@@ -266,13 +218,13 @@ class ClassificationDataModule(TaskDataModule):
             if not known.all():
                 unseen = sorted(set(labels[~known]))[:5]
                 where = "training labels" if self.label_names is None else "data.label_names"
-                problems.append(f"{self._source_name(split)}: labels {unseen} are not among the {where} {names}")
+                problems.append(f"{self.tables.source_name(split)}: labels {unseen} are not among the {where} {names}")
                 continue
             frame["label"] = labels.map(index)
         raise_if_any(problems)
         missing = [name for i, name in enumerate(names) if not self._label_count(frames["train"], i)]
         if missing:
-            raise LitNlpError(f"{self._source_name('train')}: labels {missing} from "
+            raise LitNlpError(f"{self.tables.source_name('train')}: labels {missing} from "
                               f"{'data.label_columns' if self.label_columns else 'data.label_names'} never occur "
                               "in training data")
         for note in notes:

@@ -31,7 +31,7 @@ from lit_nlp.data.cache import (
     write_splits,
 )
 from lit_nlp.data.io import FORMATS, read_table, require_columns
-from lit_nlp.data.splits import carve_splits
+from lit_nlp.data.splits import carve_splits, ratio_problems
 from lit_nlp.data.task_data import SPLITS, TaskDataModule
 from lit_nlp.data.squad import read_squad
 from lit_nlp.errors import LitNlpError, raise_if_any
@@ -133,23 +133,10 @@ class ExtractiveQADataModule(TaskDataModule):
         max_answer_length: int = 30,
         n_best: int = 5,
         align_to_words: bool = True,
-        batch_size: int = 16,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        group_by_length: bool = True,
-        pad_to_multiple_of: int | None = None,
-        static_shapes: bool = False,
-        length_buckets: int = 8,
-        cache_dir: str = ".cache/lit_nlp",
-        tokenizer: Any = None,
+        **loader,
     ):
         super().__init__(files={"train": train_file, "validation": validation_file, "test": test_file}, seed=seed,
-                         batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers,
-                         pin_memory=pin_memory, group_by_length=group_by_length,
-                         pad_to_multiple_of=pad_to_multiple_of, static_shapes=static_shapes,
-                         length_buckets=length_buckets, bucket_length=max_length, cache_dir=cache_dir,
-                         tokenizer=tokenizer)
+                         bucket_length=max_length, **loader)
         self.format, self.encoding = format, encoding
         self.columns = {"id": id_column, "question": question_column, "context": context_column,
                         "answers": answers_column}
@@ -172,11 +159,7 @@ class ExtractiveQADataModule(TaskDataModule):
         for key in ("max_answer_length", "n_best"):
             if getattr(self, key) < 1:
                 problems.append(f"data.{key} must be at least 1, got {getattr(self, key)}")
-        for key in ("val_ratio", "test_ratio"):
-            if not 0 <= getattr(self, key) < 1:
-                problems.append(f"data.{key} must be in [0, 1), got {getattr(self, key)}")
-        if self.val_ratio + self.test_ratio >= 1:
-            problems.append("data.val_ratio + data.test_ratio must leave rows for training")
+        problems += ratio_problems(self.val_ratio, self.test_ratio)
         raise_if_any(problems)
 
     # ----------------------------------------------------------------- cache

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,9 +22,10 @@ from lit_nlp.data.cache import (
 )
 from lit_nlp.codecs.seq2seq import encode_sources, pad_seq2seq, template_fields
 from lit_nlp.data.cleaning import TextCleaner, drop_rows, log_dropped
-from lit_nlp.data.io import load_hub_frames, read_table, require_columns
+from lit_nlp.data.io import require_columns
 from lit_nlp.data.shapes import bucket_lengths
-from lit_nlp.data.splits import carve_splits
+from lit_nlp.data.splits import carve_splits, ratio_problems
+from lit_nlp.data.tables import TableFiles
 from lit_nlp.data.task_data import SPLITS, TaskDataModule
 from lit_nlp.data.squad import read_squad
 from lit_nlp.data.tokenizers import tokenizer_before_data
@@ -55,16 +55,6 @@ class Seq2SeqDataModule(TaskDataModule):
 
     def __init__(
         self,
-        train_file: str | None = None,
-        validation_file: str | None = None,
-        test_file: str | None = None,
-        format: str | None = None,
-        encoding: str = "utf-8",
-        quoting: str = "auto",
-        column_names: list[str] | None = None,
-        hub_dataset: str | None = None,
-        hub_subset: str | None = None,
-        hub_splits: dict | None = None,
         source_template: str = "{source}",
         target_column: str = "target",
         references_column: str | None = None,
@@ -77,58 +67,36 @@ class Seq2SeqDataModule(TaskDataModule):
         seed: int = 42,
         max_source_length: int = 512,
         max_target_length: int = 64,
-        batch_size: int = 16,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        group_by_length: bool = True,
-        pad_to_multiple_of: int | None = None,
-        static_shapes: bool = False,
-        length_buckets: int = 8,
-        cache_dir: str = ".cache/lit_nlp",
-        tokenizer: Any = None,
+        **settings,
     ):
-        super().__init__(files={"train": train_file, "validation": validation_file, "test": test_file}, seed=seed,
-                         batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers,
-                         pin_memory=pin_memory, group_by_length=group_by_length,
-                         pad_to_multiple_of=pad_to_multiple_of, static_shapes=static_shapes,
-                         length_buckets=length_buckets, bucket_length=max_source_length, cache_dir=cache_dir,
-                         tokenizer=tokenizer)
+        # the files or hub dataset (data/tables.py), then the loader settings (TaskDataModule)
+        self.tables = TableFiles.take(settings)
+        super().__init__(files=self.tables.files, seed=seed, bucket_length=max_source_length, **settings)
         self.cleaner = cleaning if isinstance(cleaning, TextCleaner) else TextCleaner(**(cleaning or {}))
-        self.format, self.encoding, self.quoting = format, encoding, quoting
-        self.column_names = list(column_names) if column_names is not None else None
-        self.hub_dataset, self.hub_subset = hub_dataset, hub_subset
-        self.hub_splits = dict(hub_splits or {s: s for s in SPLITS})
         self.source_template, self.target_column = source_template, target_column
         self.references_column, self.truncate_column = references_column, truncate_column
         self.task = task  # qa | summarization | classification: picks the metrics
         self.val_ratio, self.test_ratio, self.max_rows = val_ratio, test_ratio, max_rows
         self.max_source_length, self.max_target_length = max_source_length, max_target_length
         # targets have buckets of their own (static shapes)
-        self.target_buckets = bucket_lengths(max_target_length, length_buckets) if self.static_shapes else None
+        self.target_buckets = bucket_lengths(max_target_length, self.length_buckets) if self.static_shapes else None
         self.fields = template_fields(source_template)
         self._check_config()
 
     def _check_config(self) -> None:
-        problems = []
-        if not self.files["train"] and not self.hub_dataset:
-            problems.append("set data.train_file (or data.hub_dataset)")
+        problems = self.tables.problems() + ratio_problems(self.val_ratio, self.test_ratio)
         if not self.fields:
             problems.append(f"data.source_template {self.source_template!r} names no column; use e.g. '{{document}}'")
         if self.truncate_column and self.fields.count(self.truncate_column) != 1:
             problems.append(f"data.truncate_column={self.truncate_column} must appear once in data.source_template")
         if self.task not in ("qa", "summarization", "classification"):
             problems.append(f"data.task must be qa, summarization or classification, got {self.task!r}")
-        if self.val_ratio + self.test_ratio >= 1:
-            problems.append("data.val_ratio + data.test_ratio must leave rows for training")
         raise_if_any(problems)
 
     # ----------------------------------------------------------------- cache
     def cache_settings(self) -> dict:
         return {
-            "version": CACHE_VERSION, "format": self.format, "encoding": self.encoding,
-            "quoting": self.quoting, "column_names": self.column_names,
-            "hub": [self.hub_dataset, self.hub_subset, self.hub_splits],
+            "version": CACHE_VERSION, **self.tables.cache_settings(),
             "template": self.source_template, "target": self.target_column,
             "references": self.references_column, "truncate": self.truncate_column,
             "cleaning": self.cleaner.to_config(), "split": [self.val_ratio, self.test_ratio, self.seed],
@@ -141,17 +109,12 @@ class Seq2SeqDataModule(TaskDataModule):
         needed["target_column"] = self.target_column
         if self.references_column:
             needed["references_column"] = self.references_column
-        frames = {}
-        if self.hub_dataset:
-            hub = load_hub_frames(self.hub_dataset, self.hub_subset, self.hub_splits)
-            frames = {split: _flatten_answers(frame) for split, frame in hub.items()}
-        else:
-            for split, path in self.files.items():
-                if path:
-                    frames[split] = (read_squad(path, self.encoding) if self.format == "squad"
-                                     else read_table(path, self.format, self.encoding, self.quoting, self.column_names))
+        tables = self.tables
+        frames = tables.read((lambda path: read_squad(path, tables.encoding)) if tables.format == "squad" else None)
+        if tables.hub_dataset:
+            frames = {split: _flatten_answers(frame) for split, frame in frames.items()}
         for split, frame in frames.items():
-            require_columns(frame, needed, str(self.files.get(split) or f"{self.hub_dataset} {split}"),
+            require_columns(frame, needed, tables.source_name(split),
                             hint="fix data.source_template / data.target_column / data.references_column")
         return frames
 
@@ -179,7 +142,7 @@ class Seq2SeqDataModule(TaskDataModule):
         if self.max_rows:
             raw = {s: f.iloc[: self.max_rows] for s, f in raw.items()}
         rows_read = {s: len(f) for s, f in raw.items()}
-        eval_sources = {s: str(self.files.get(s) or f"{self.hub_dataset} {s}") for s in raw if s != "train"}
+        eval_sources = {s: self.tables.source_name(s) for s in raw if s != "train"}
         frames, dropped = drop_rows({s: self._rows(f) for s, f in raw.items()}, ["source"], self.cleaner,
                                     required_columns=self.fields, gold_columns={"target": "empty_target"},
                                     drop_conflicts=False, eval_splits=list(eval_sources))

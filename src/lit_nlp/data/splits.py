@@ -83,3 +83,12 @@ def carve_splits(frames: dict, stratify_by: str | None, val_ratio: float, test_r
             raise LitNlpError(f"the {split} split is empty after splitting {len(train)} rows; "
                               "use more data or change data.val_ratio / data.test_ratio")
     return out
+
+
+def ratio_problems(val_ratio: float, test_ratio: float) -> list[str]:
+    """What is wrong with data.val_ratio and data.test_ratio, one line each."""
+    problems = [f"data.{name} must be in [0, 1), got {ratio}"
+                for name, ratio in (("val_ratio", val_ratio), ("test_ratio", test_ratio)) if not 0 <= ratio < 1]
+    if val_ratio + test_ratio >= 1:
+        problems.append("data.val_ratio + data.test_ratio must leave rows for training")
+    return problems

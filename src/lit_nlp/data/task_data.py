@@ -32,14 +32,17 @@ SPLITS = ("train", "validation", "test")
 
 class TaskDataModule(L.LightningDataModule):
     """`task_name`: the task's name (the cache's subfolder and `text_settings()["task"]`).
-    `bucket_length`: the longest input, which the static-shape buckets divide up."""
+    `bucket_length`: the longest input, which the static-shape buckets divide up. The loader
+    and cache settings (batch_size ... tokenizer) are the same keys in every data config; a
+    task's data module passes them on here as `**loader` rather than listing them again."""
 
     task_name = ""
     main_metric = ""  # what the checkpoint monitors unless `monitor` says otherwise
 
-    def __init__(self, *, files: dict[str, str | None], seed: int, batch_size: int, eval_batch_size: int | None,
-                 num_workers: int, pin_memory: bool, group_by_length: bool, pad_to_multiple_of: int | None,
-                 static_shapes: bool, length_buckets: int, bucket_length: int, cache_dir: str, tokenizer: Any):
+    def __init__(self, *, files: dict[str, str | None], seed: int, bucket_length: int, batch_size: int = 16,
+                 eval_batch_size: int | None = None, num_workers: int = 0, pin_memory: bool = False,
+                 group_by_length: bool = True, pad_to_multiple_of: int | None = None, static_shapes: bool = False,
+                 length_buckets: int = 8, cache_dir: str = ".cache/lit_nlp", tokenizer: Any = None):
         super().__init__()
         self.files = files
         self.seed = seed

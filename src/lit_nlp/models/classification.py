@@ -30,9 +30,7 @@ from lit_nlp.codecs.common import IGNORE_INDEX  # filler rows' labels (data/shap
 from lit_nlp.data.shapes import real_rows
 from lit_nlp.errors import LitNlpError
 from lit_nlp.models.backbones import (
-    json_safe_config,
     plain_config,
-    task_model,
 )
 from lit_nlp.models.task_module import TaskModule
 
@@ -128,28 +126,16 @@ class ClassificationModule(TaskModule):
 
     def __init__(
         self,
-        backbone: dict,
-        optimizer: dict,
-        scheduler: dict,
         label_names: list[str],
-        finetune: str = "full",
-        num_frozen_layers: int = 0,
-        vocab_size: int | None = None,
-        pad_token_id: int | None = None,
-        trust_remote_code: bool = False,
-        gradient_checkpointing: bool = False,
-        attn_implementation: str | None = "sdpa",
-        compile: bool | dict = False,
         multi_label: bool = False,
         class_weights: str | list | dict | None = None,
         threshold: float = 0.5,
         tune_threshold: bool = False,
         label_counts: list[int] | None = None,
         train_rows: int | None = None,
-        hf_config: dict | None = None,
+        **model,
     ):
         super().__init__()
-        backbone, optimizer, scheduler = plain_config(backbone), plain_config(optimizer), plain_config(scheduler)
         label_names = list(plain_config(label_names))
         weights = class_weight_tensor(plain_config(class_weights), label_names, multi_label, label_counts, train_rows)
         if not 0 < threshold < 1:
@@ -158,26 +144,14 @@ class ClassificationModule(TaskModule):
         facts = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
                  "label2id": {n: i for i, n in enumerate(label_names)},
                  "problem_type": "multi_label_classification" if multi_label else "single_label_classification"}
-        self.model, hf_config = task_model(
-            AutoModelForSequenceClassification, backbone, hf_config, finetune=finetune,
-            num_frozen_layers=num_frozen_layers, gradient_checkpointing=gradient_checkpointing,
-            trust_remote_code=trust_remote_code, attn_implementation=attn_implementation, facts=facts,
-            random_init_facts={"vocab_size": vocab_size, "pad_token_id": pad_token_id})
+        self.build_model(AutoModelForSequenceClassification, **model, facts=facts, task_hparams={
+            "label_names": label_names, "multi_label": multi_label,
+            "class_weights": weights.tolist() if weights is not None else None, "threshold": threshold,
+            "tune_threshold": tune_threshold})
         self.multi_label = multi_label
         self.register_buffer("class_weights", weights, persistent=False)  # rebuilt from hparams
         if multi_label:  # a buffer, so that each checkpoint holds the threshold it was validated with
             self.register_buffer("threshold", torch.tensor(float(threshold)))
-        self.save_hyperparameters({
-            "backbone": backbone, "optimizer": optimizer, "scheduler": scheduler,
-            "label_names": label_names, "finetune": finetune, "num_frozen_layers": num_frozen_layers,
-            "vocab_size": vocab_size, "pad_token_id": pad_token_id,
-            "trust_remote_code": trust_remote_code,
-            "gradient_checkpointing": gradient_checkpointing,
-            "attn_implementation": attn_implementation, "compile": plain_config(compile),
-            "multi_label": multi_label, "class_weights": weights.tolist() if weights is not None else None,
-            "threshold": threshold, "tune_threshold": tune_threshold,
-            "hf_config": json_safe_config(hf_config),
-        })
         # DistilBERT takes no token_type_ids; drop batch keys the model's forward does not take
         # and keep the labels: the loss is ours (class weights, multi-label, filler rows)
         self._forward_keys = set(inspect.signature(self.model.forward).parameters) - {"labels"}

@@ -13,11 +13,6 @@ from transformers import AutoModelForQuestionAnswering
 
 from lit_nlp.codecs.common import IGNORE_INDEX
 from lit_nlp.data.shapes import real_rows
-from lit_nlp.models.backbones import (
-    json_safe_config,
-    plain_config,
-    task_model,
-)
 from lit_nlp.models.task_module import TaskModule
 from lit_nlp.models.span_decoding import QuestionAnswers, decode_batch
 from lit_nlp.models.text_metrics import exact_match, token_f1
@@ -72,38 +67,16 @@ class ExtractiveQAModule(TaskModule):
 
     def __init__(
         self,
-        backbone: dict,
-        optimizer: dict,
-        scheduler: dict,
-        finetune: str = "full",
-        num_frozen_layers: int = 0,
-        vocab_size: int | None = None,
-        pad_token_id: int | None = None,
         max_answer_length: int = 30,
         n_best: int = 5,
         unanswerable: bool = False,
         align_to_words: bool = True,
-        trust_remote_code: bool = False,
-        gradient_checkpointing: bool = False,
-        attn_implementation: str | None = "sdpa",
-        compile: bool | dict = False,
-        hf_config: dict | None = None,
+        **model,
     ):
         super().__init__()
-        backbone, optimizer, scheduler = plain_config(backbone), plain_config(optimizer), plain_config(scheduler)
-        self.model, hf_config = task_model(
-            AutoModelForQuestionAnswering, backbone, hf_config, finetune=finetune, num_frozen_layers=num_frozen_layers,
-            gradient_checkpointing=gradient_checkpointing, trust_remote_code=trust_remote_code,
-            attn_implementation=attn_implementation, facts={},
-            random_init_facts={"vocab_size": vocab_size, "pad_token_id": pad_token_id})
-        self.save_hyperparameters({
-            "backbone": backbone, "optimizer": optimizer, "scheduler": scheduler, "finetune": finetune,
-            "num_frozen_layers": num_frozen_layers, "vocab_size": vocab_size, "pad_token_id": pad_token_id,
+        self.build_model(AutoModelForQuestionAnswering, **model, task_hparams={
             "max_answer_length": max_answer_length, "n_best": n_best, "unanswerable": unanswerable,
-            "align_to_words": align_to_words, "trust_remote_code": trust_remote_code,
-            "gradient_checkpointing": gradient_checkpointing, "attn_implementation": attn_implementation,
-            "compile": plain_config(compile), "hf_config": json_safe_config(hf_config),
-        })
+            "align_to_words": align_to_words})
         # DistilBERT and RoBERTa take no token_type_ids
         self._forward_keys = set(inspect.signature(self.model.forward).parameters) & {
             "input_ids", "attention_mask", "token_type_ids"}

@@ -10,9 +10,7 @@ from transformers import AutoModelForSeq2SeqLM
 from lit_nlp.errors import LitNlpError
 from lit_nlp.data.shapes import real_rows
 from lit_nlp.models.backbones import (
-    json_safe_config,
     plain_config,
-    task_model,
 )
 from lit_nlp.models.compiled import eager_generation
 from lit_nlp.models.task_module import TaskModule
@@ -40,50 +38,30 @@ class Seq2SeqModule(TaskModule):
 
     def __init__(
         self,
-        backbone: dict,
-        optimizer: dict,
-        scheduler: dict,
         generation: dict,
         task: str = "qa",
         val_generate_batches: int | None = None,
-        finetune: str = "full",
-        num_frozen_layers: int = 0,
-        vocab_size: int | None = None,
-        pad_token_id: int | None = None,
         eos_token_id: int | None = None,
-        trust_remote_code: bool = False,
-        gradient_checkpointing: bool = False,
         allow_fp16: bool = False,
-        attn_implementation: str | None = "sdpa",
-        compile: bool | dict = False,
-        hf_config: dict | None = None,
         tokenizer=None,
+        **model,
     ):
         super().__init__()
-        backbone, optimizer, scheduler, generation = map(plain_config, (backbone, optimizer, scheduler, generation))
+        generation = plain_config(generation)
         if task not in METRICS:
             raise LitNlpError(f"task must be one of {', '.join(METRICS)}, got {task!r}")
         # random init: vocabulary and special ids from the tokenizer trained on the data; T5
         # starts decoding from the pad token. The freezing strategies see the encoder.
-        self.model, hf_config = task_model(
-            AutoModelForSeq2SeqLM, backbone, hf_config, finetune=finetune, num_frozen_layers=num_frozen_layers,
-            gradient_checkpointing=gradient_checkpointing, trust_remote_code=trust_remote_code,
-            attn_implementation=attn_implementation, facts={},
-            random_init_facts={"vocab_size": vocab_size, "pad_token_id": pad_token_id, "eos_token_id": eos_token_id,
-                               "decoder_start_token_id": pad_token_id},
-            encoder=lambda model: model.get_encoder())
+        self.build_model(AutoModelForSeq2SeqLM, **model,
+                         random_init_facts={"eos_token_id": eos_token_id,
+                                            "decoder_start_token_id": model.get("pad_token_id")},
+                         encoder=lambda m: m.get_encoder(),
+                         task_hparams={"generation": generation, "task": task,
+                                       "val_generate_batches": val_generate_batches, "eos_token_id": eos_token_id,
+                                       "allow_fp16": allow_fp16})
         for key, value in generation.items():
             setattr(self.model.generation_config, key, value)
         self.tokenizer = tokenizer
-        self.save_hyperparameters({
-            "backbone": backbone, "optimizer": optimizer, "scheduler": scheduler, "generation": generation,
-            "task": task, "val_generate_batches": val_generate_batches, "finetune": finetune,
-            "num_frozen_layers": num_frozen_layers, "vocab_size": vocab_size, "pad_token_id": pad_token_id,
-            "eos_token_id": eos_token_id, "trust_remote_code": trust_remote_code,
-            "gradient_checkpointing": gradient_checkpointing, "allow_fp16": allow_fp16,
-            "attn_implementation": attn_implementation, "compile": plain_config(compile),
-            "hf_config": json_safe_config(hf_config),
-        })
         self.val_metric = METRICS[task]()
         self.test_metric = METRICS[task]()
         # the first batch's (source, reference, prediction) per stage, for the samples callback

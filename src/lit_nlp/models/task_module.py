@@ -8,13 +8,40 @@ from __future__ import annotations
 
 import lightning as L
 
+from lit_nlp.models.backbones import json_safe_config, plain_config, task_model
 from lit_nlp.models.compiled import compile_for, module_device_type
 from lit_nlp.models.optim import build_optimization
 
 
 class TaskModule(L.LightningModule):
-    """Subclasses set `self.model` (the Hugging Face model) and save `optimizer`, `scheduler`
-    and `compile` in their hparams."""
+    """Subclasses build their Hugging Face model with `build_model`, which sets `self.model`
+    and saves the hyperparameters a checkpoint rebuilds the module from."""
+
+    def build_model(self, auto_class, *, backbone: dict, optimizer: dict, scheduler: dict, finetune: str = "full",
+                    num_frozen_layers: int = 0, vocab_size: int | None = None, pad_token_id: int | None = None,
+                    trust_remote_code: bool = False, gradient_checkpointing: bool = False,
+                    attn_implementation: str | None = "sdpa", compile: bool | dict = False,
+                    hf_config: dict | None = None, facts: dict | None = None, random_init_facts: dict | None = None,
+                    encoder=None, task_hparams: dict | None = None) -> None:
+        """The model keys every task's model config shares (conf/model/*.yaml: backbone ...
+        hf_config; a task module takes them as `**model` and hands them on here) build
+        `self.model` through `backbones.task_model`: `facts` are the task's (labels), and
+        `random_init_facts` complete a random-init config beside the vocabulary size and pad id
+        that the data module reports. The saved hyperparameters are these keys, then the task's
+        own (`task_hparams`), then the model's config (a checkpoint rebuilds it offline)."""
+        backbone, optimizer, scheduler = plain_config(backbone), plain_config(optimizer), plain_config(scheduler)
+        self.model, hf_config = task_model(
+            auto_class, backbone, hf_config, finetune=finetune, num_frozen_layers=num_frozen_layers,
+            gradient_checkpointing=gradient_checkpointing, trust_remote_code=trust_remote_code,
+            attn_implementation=attn_implementation, facts=facts or {},
+            random_init_facts={"vocab_size": vocab_size, "pad_token_id": pad_token_id, **(random_init_facts or {})},
+            encoder=encoder)
+        self.save_hyperparameters({
+            "backbone": backbone, "optimizer": optimizer, "scheduler": scheduler, "finetune": finetune,
+            "num_frozen_layers": num_frozen_layers, "vocab_size": vocab_size, "pad_token_id": pad_token_id,
+            "trust_remote_code": trust_remote_code, "gradient_checkpointing": gradient_checkpointing,
+            "attn_implementation": attn_implementation, "compile": plain_config(compile), **(task_hparams or {}),
+            "hf_config": json_safe_config(hf_config)})
 
     def eval_step(self, batch: dict, batch_idx: int, stage: str) -> None:
         raise NotImplementedError

@@ -8,19 +8,15 @@ import torch
 from lit_nlp.codecs.classification import pad_batch, tokenize
 from lit_nlp.data.cleaning import TextCleaner
 from lit_nlp.errors import LitNlpError
-from lit_nlp.predictors.common import place_model, read_input, refuse_qa_args
+from lit_nlp.predictors.common import EncoderPredictor, read_input, refuse_qa_args
 
 
-class ClassificationPredictor:
+class ClassificationPredictor(EncoderPredictor):
     """A model, its tokenizer and its text settings (cleaning, max length, labels; multi-label:
     the decision threshold)."""
 
-    def __init__(self, model, tokenizer, settings: dict, device: str = "auto", compile: bool | dict = False,
-                 static_shapes: bool | None = None):
-        self.device, self.model, self.shapes, self._forward_keys = place_model(model, settings, device, compile,
-                                                                               static_shapes)
-        self.tokenizer = tokenizer
-        self.settings = settings
+    def __init__(self, model, tokenizer, settings: dict, **placement):
+        super().__init__(model, tokenizer, settings, **placement)
         self.cleaner = TextCleaner(**settings["cleaning"])
         self.label_names = settings["label_names"]
         self.multi_label = settings.get("multi_label", False)

@@ -78,3 +78,17 @@ def refuse_qa_args(args: dict) -> None:
     if args["question"]:
         raise LitNlpError(f"question=... and context=... are for extractive QA models; {args['model_path']} "
                           "is not one: use text=... or input=<file>")
+
+
+class EncoderPredictor:
+    """What the predictors of encoder tasks (classification, extractive QA, token
+    classification) hold: the model on its device with how its batches run (`place_model`),
+    its tokenizer and the training run's saved settings. Each task's predictor adds its own
+    reading, encoding and decoding."""
+
+    def __init__(self, model, tokenizer, settings: dict, device: str = "auto", compile: bool | dict = False,
+                 static_shapes: bool | None = None):
+        self.device, self.model, self.shapes, self._forward_keys = place_model(model, settings, device, compile,
+                                                                               static_shapes)
+        self.tokenizer = tokenizer
+        self.settings = settings

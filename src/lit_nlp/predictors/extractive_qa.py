@@ -8,20 +8,16 @@ import torch
 from lit_nlp.codecs.extractive_qa import collate_qa, encode_windows, question_too_long
 from lit_nlp.errors import LitNlpError
 from lit_nlp.models.span_decoding import QuestionAnswers, decode_batch
-from lit_nlp.predictors.common import place_model, read_input
+from lit_nlp.predictors.common import EncoderPredictor, read_input
 
 
-class ExtractiveQAPredictor:
+class ExtractiveQAPredictor(EncoderPredictor):
     """An extractive QA model with its windowing and decoding settings. `question_column` and
     `context_column` (the training run's unless predict.py's arguments name others) are where
     `predict_rows` reads its rows."""
 
-    def __init__(self, model, tokenizer, settings: dict, device: str = "auto", compile: bool | dict = False,
-                 static_shapes: bool | None = None):
-        self.device, self.model, self.shapes, self._forward_keys = place_model(model, settings, device, compile,
-                                                                               static_shapes)
-        self.tokenizer = tokenizer
-        self.settings = settings
+    def __init__(self, model, tokenizer, settings: dict, **placement):
+        super().__init__(model, tokenizer, settings, **placement)
         self.question_column = settings["question_column"]
         self.context_column = settings["context_column"]
 
