@@ -219,7 +219,7 @@ print(json.dumps([qa(question=r["question"], context=r["context"], **args) for r
 
 def test_question_answering_pipeline_agrees_with_predict(trained, held_out):
     """transformers 5 removed the question-answering pipeline; LIT_NLP_QA_PIPELINE_PYTHON may name
-    an interpreter whose transformers 4.x has it (README: Extractive QA)."""
+    an interpreter whose transformers 4.x has it (docs/extractive_qa.md)."""
     python = os.environ.get("LIT_NLP_QA_PIPELINE_PYTHON", sys.executable)
     if python == sys.executable:
         from transformers.pipelines import SUPPORTED_TASKS

@@ -45,11 +45,11 @@ SUITES = {
     "tiny": {"archs": "bert-tiny,distilbert-tiny,t5-tiny", "seq_lens": "32", "batch_size": 8, "warmup": 2,
              "steps": 3, "real_model": "tiny", "data_file": "demo", "data_format": "csv", "text_column": "text",
              "predict_file": None, "predict_rows": 64, "latency_runs": 10, "max_length": 64},
-    # the README's CPU table: small architectures at length 128, MiniLM on SST-2; minutes on 2 cores
+    # docs/speed.md's CPU table: small architectures at length 128, MiniLM on SST-2; minutes on 2 cores
     "cpu": {"archs": "bert-mini,distilbert-mini,t5-mini", "seq_lens": "128", "batch_size": 8, "warmup": 3,
             "steps": 10, "real_model": "minilm", "data_file": f"{SST2}/train.tsv",
             "predict_file": f"{SST2}/dev.tsv", "predict_rows": 872},
-    # the README's GPU table: base architectures at 128 and 384, MiniLM on SST-2, plain and fast path
+    # docs/speed.md's GPU table: base architectures at 128 and 384, MiniLM on SST-2, plain and fast path
     "gpu": {"archs": "bert-base,distilbert-base,t5-small", "seq_lens": "128,384", "batch_size": 32,
             "warmup": 10, "steps": 50, "real_model": "minilm", "data_file": f"{SST2}/train.tsv",
             "predict_file": f"{SST2}/dev.tsv", "predict_rows": 872, "levers": "eager,graphs",

@@ -41,7 +41,7 @@ TARGET_LENGTH = 32
 PAD, EOS = 0, 1
 OPTIMIZER = {"_target_": "torch.optim.AdamW", "lr": 5e-5, "weight_decay": 0.01}
 SCHEDULER = {"name": "linear", "warmup_ratio": 0.1}
-# Our side's configurations, one row each (the README's lever table), from the plain path to the
+# Our side's configurations, one row each (the lever table of docs/speed.md), from the plain path to the
 # fast path: `eager_foreach`, eager PyTorch with the multi-tensor AdamW (what the issue timed once
 # the fused-AdamW crash was patched); `eager`, with the fused AdamW (the default optimizer);
 # `compiled`, torch.compile in inductor's default mode (fused kernels, no graphs); `graphs`,

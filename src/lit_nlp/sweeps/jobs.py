@@ -5,7 +5,7 @@ jobs and continues unfinished ones. The summary is lit_nlp.sweeps.summary.
 Layout of a sweep dir (`hydra.sweep.dir`, default `outputs/multirun/<date>_<time>`)::
 
     multirun.yaml                 Hydra's record of the sweep command (grid sweeps)
-    <num>_<overrides>/            one run dir per job (README: "A run dir"), e.g.
+    <num>_<overrides>/            one run dir per job (docs/run_dir.md), e.g.
                                   1_model.optimizer.lr=3e-05; `failed.json` in it when it failed
     <num>_<overrides>.failed-1/   an unfinished or failed run that `resume_sweep=true` moved aside
     summary.csv, summary.md       one row per job (lit_nlp.sweeps.summary)
