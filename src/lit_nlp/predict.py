@@ -4,7 +4,6 @@ its input columns, its cleaning and batching and its output line."""
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 import tempfile
@@ -16,6 +15,7 @@ from hydra.utils import get_class
 from transformers import AutoTokenizer
 
 from lit_nlp.errors import LitNlpError
+from lit_nlp.predictors.common import write_predictions
 from lit_nlp.tasks import TASKS, Task, TaskPredictor
 from lit_nlp.run_layout import BEST_CHECKPOINTS, CHECKPOINT_DIR, LAST_CHECKPOINT, SETTINGS_FILE, export_dir
 
@@ -89,37 +89,16 @@ def load_predictor(model_path: str | Path, device: str = "auto", compile: bool |
                       "pass a run dir written by train.py, its export/ or a .ckpt")
 
 
-def write_predictions(results: list[dict], output: str | Path) -> Path:
-    """csv (one prob_<label> column per class) or jsonl (a `probabilities` object); seq2seq
-    rows carry their input columns and `prediction`, extractive QA rows theirs and answer,
-    score, start, end (+ the `n_best` list in jsonl)."""
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix == ".jsonl":
-        with open(output, "w", encoding="utf-8") as fh:
-            for row in results:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    elif output.suffix == ".csv":
-        # multi-label: the label set as one cell, "insult|obscene"; QA's n-best list stays in jsonl
-        flat = [{**{k: "|".join(v) if k == "labels" else v for k, v in r.items() if k not in ("probabilities", "n_best")},
-                 **{f"prob_{n}": p for n, p in r.get("probabilities", {}).items()}} for r in results]
-        with open(output, "w", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(flat[0]))
-            writer.writeheader()
-            writer.writerows(flat)
-    else:
-        raise LitNlpError(f"output={output}: use a .csv or .jsonl file name")
-    return output
-
-
 # ---------------------------------------------------------------------------- command line
 OPTIONS = {
     "model_path": "run dir, .ckpt or export dir (required)",
-    "text": "a text to classify (or, for seq2seq, the source); repeat text=... or give a JSON list",
+    "text": "a text to classify or tag (or, for seq2seq, the source); repeat text=... or give a JSON list",
     "text_pair": "the second text of a pair task (with one text=)",
-    "input": "a csv/tsv/jsonl/json/parquet file of texts (seq2seq: with the template's columns)",
+    "input": "a csv/tsv/jsonl/json/parquet file of texts (seq2seq: with the template's columns; "
+             "token classification: also a CoNLL file, or token lists)",
     "text_column": "the input's text column (default: the training config's)",
     "text_pair_column": "the input's second text column, for pair tasks",
+    "tokens_column": "token classification: the input's list-of-tokens column (default: the training config's)",
     "question": "extractive QA: a question about context=...; repeat question=... for several",
     "context": "extractive QA: the text to find the answer in (one for all questions, or one per question)",
     "question_column": "extractive QA: the input's question column (default: the training config's)",
@@ -186,7 +165,9 @@ def run(argv: list[str]) -> list[dict]:
     rows = predictor.rows_from_args(args)
     results = predictor.predict_rows(rows, _batch_size(args))
     if "output" in args:
-        path = write_predictions(results, args["output"])
+        # a task with a file format of its own (CoNLL) writes it; the others jsonl or csv
+        writer = getattr(predictor, "write_output", write_predictions)
+        path = writer(results, args["output"])
         print(f"wrote {len(results)} predictions to {path}", file=sys.stderr)
     else:
         for row in results:

@@ -72,4 +72,7 @@ TASKS = {
     "extractive_qa": Task("transformers.AutoModelForQuestionAnswering",
                           "lit_nlp.models.extractive_qa.ExtractiveQAModule",
                           "lit_nlp.predictors.extractive_qa.ExtractiveQAPredictor"),
+    "token_classification": Task("transformers.AutoModelForTokenClassification",
+                                 "lit_nlp.models.token_classification.TokenClassificationModule",
+                                 "lit_nlp.predictors.token_classification.TokenClassificationPredictor"),
 }

@@ -205,11 +205,12 @@ def collate(features: list[dict], pad_token_id: int, pad_to_multiple_of: int | N
     return batch
 
 
-def decode(outputs, windows: Sequence[dict]) -> dict[int, tuple[list[int], list[float] | None]]:
+def decode(outputs, windows: Sequence[dict], scores=None) -> dict[int, tuple[list[int], list[float] | None]]:
     """One tag id per word for each sentence the windows cover: {sentence: (tag ids, scores)}
     in sentence order. `outputs`: logits (windows x positions x tags; scores are the softmax
     probability of the chosen tag at the word's first sub-token) or tag ids (windows x
-    positions; scores None). All windows of a sentence must be decoded together."""
+    positions; scores from `scores`, of the same shape, else None). All windows of a sentence
+    must be decoded together."""
     outputs = torch.as_tensor(outputs).detach()
     longest = max((len(window["word_ids"]) for window in windows), default=0)
     if outputs.dim() not in (2, 3) or outputs.shape[0] != len(windows) or outputs.shape[1] < longest:
@@ -219,7 +220,7 @@ def decode(outputs, windows: Sequence[dict]) -> dict[int, tuple[list[int], list[
         probs, ids = outputs.float().softmax(-1).max(-1)
         probs = probs.cpu().tolist()
     else:
-        ids, probs = outputs, None
+        ids, probs = outputs, (torch.as_tensor(scores).cpu().tolist() if scores is not None else None)
     ids = ids.cpu().tolist()
     out: dict[int, tuple[list, list]] = {}
     for k, window in enumerate(windows):

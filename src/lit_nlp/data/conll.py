@@ -237,3 +237,42 @@ def read_token_lists(path: str | Path, fmt: str, tokens_column: str = "tokens", 
     if found:
         raise LitNlpError(f"{path}: " + "; ".join(found))
     return out
+
+
+# ---------------------------------------------------------------------------- untagged CoNLL
+@dataclass
+class TokenLines:
+    """One sentence of a CoNLL file to tag: its tokens, its lines as read, the lines before it
+    (blank and -DOCSTART- lines) and the column separator, so the file can be written back
+    with one more column."""
+
+    tokens: list[str]
+    lines: list[str]
+    before: list[str]
+    separator: str
+
+
+def read_conll_tokens(path: str | Path, encoding: str = "utf-8") -> tuple[list[TokenLines], list[str]]:
+    """The sentences of a CoNLL file with one or more columns (the token first; tags, if any,
+    are left alone) and the lines after the last sentence."""
+    path = Path(path)
+    if not path.is_file():
+        raise LitNlpError(f"input file not found: {path}")
+    lines = _lines(_text(path, encoding))
+    sentences, pending, current = [], [], None
+    for line in lines:
+        if not line.strip() or line.split(maxsplit=1)[0] == DOCSTART:
+            current = None
+            pending.append(line)
+            continue
+        tabs = "\t" in line.rstrip(" \t")
+        token = line.split("\t")[0].strip() if tabs else line.split()[0]
+        if current is None:
+            current = TokenLines([], [], pending, "\t" if tabs else " ")
+            sentences.append(current)
+            pending = []
+        current.tokens.append(token)
+        current.lines.append(line.rstrip(" \t"))
+    if not sentences:
+        raise LitNlpError(f"{path} holds no tokens (a CoNLL file: one token a line, a blank line between sentences)")
+    return sentences, pending

@@ -13,7 +13,7 @@ from transformers import AutoModelForQuestionAnswering
 
 from lit_nlp.codecs.common import IGNORE_INDEX
 from lit_nlp.data.shapes import real_rows
-from lit_nlp.models.task_module import TaskModule
+from lit_nlp.models.task_module import TaskModule, gather_all
 from lit_nlp.models.span_decoding import QuestionAnswers, decode_batch
 from lit_nlp.models.text_metrics import exact_match, token_f1
 
@@ -34,16 +34,6 @@ def span_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, start_positi
     start = F.cross_entropy(start_logits, start_positions, ignore_index=IGNORE_INDEX)
     end = F.cross_entropy(end_logits, end_positions, ignore_index=IGNORE_INDEX)
     return (start + end) / 2
-
-
-def gather_all(items: list, world_size: int) -> list:
-    """Every rank's `items` (decoded windows, gold answers), on every rank: under DDP each rank
-    evaluates a share of the windows, and one question's windows may land on different ranks."""
-    if world_size <= 1 or not torch.distributed.is_available() or not torch.distributed.is_initialized():
-        return items
-    shares: list = [None] * world_size
-    torch.distributed.all_gather_object(shares, items)
-    return [w for share in shares for w in share]
 
 
 def answer_questions(windows: list[tuple[str, list, float]], n_best: int, unanswerable: bool) -> dict[str, dict]:

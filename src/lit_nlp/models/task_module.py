@@ -7,10 +7,21 @@ schedule from the config. No task-specific behaviour lives here (see lit_nlp/tas
 from __future__ import annotations
 
 import lightning as L
+import torch
 
 from lit_nlp.models.backbones import json_safe_config, plain_config, task_model
 from lit_nlp.models.compiled import compile_for, module_device_type
 from lit_nlp.models.optim import build_optimization
+
+
+def gather_all(items: list, world_size: int) -> list:
+    """Every rank's `items`, on every rank: under DDP each rank evaluates a share of the
+    windows, and one question's or sentence's windows may land on different ranks."""
+    if world_size <= 1 or not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return items
+    shares: list = [None] * world_size
+    torch.distributed.all_gather_object(shares, items)
+    return [w for share in shares for w in share]
 
 
 class TaskModule(L.LightningModule):

@@ -3,7 +3,10 @@ or static), which inputs the model's forward takes, and reading predict.py's inp
 
 from __future__ import annotations
 
+import csv
 import inspect
+import json
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -92,3 +95,35 @@ class EncoderPredictor:
                                                                                static_shapes)
         self.tokenizer = tokenizer
         self.settings = settings
+
+
+def write_predictions(results: list[dict], output: str | Path) -> Path:
+    """csv (one prob_<label> column per class) or jsonl (a `probabilities` object); seq2seq
+    rows carry their input columns and `prediction`, extractive QA rows theirs and answer,
+    score, start, end (+ the `n_best` list in jsonl), token classification rows their
+    `entities` (and `tags`), which csv cells hold as JSON text."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix == ".jsonl":
+        with open(output, "w", encoding="utf-8") as fh:
+            for row in results:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    elif output.suffix == ".csv":
+        # multi-label: the label set as one cell, "insult|obscene"; QA's n-best list stays in jsonl
+        flat = [{**{k: "|".join(v) if k == "labels" else _cell(v) for k, v in r.items()
+                    if k not in ("probabilities", "n_best")},
+                 **{f"prob_{n}": p for n, p in r.get("probabilities", {}).items()}} for r in results]
+        with open(output, "w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(flat[0]))
+            writer.writeheader()
+            writer.writerows(flat)
+    else:
+        raise LitNlpError(f"output={output}: use a .csv or .jsonl file name")
+    return output
+
+
+
+
+def _cell(value):
+    """A csv cell: lists and mappings (entities, tokens) as JSON text."""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else value
