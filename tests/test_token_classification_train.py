@@ -248,6 +248,7 @@ GOOD = "".join(f"john\tB-PER\nsmith\tI-PER\nsaw\tO\nparis\tB-LOC\n{w}\tO\n\n" fo
     (GOOD.replace("saw\tO", "saw\tB_PER", 1), "line 3: tag 'B_PER' is not O or B-/I-/E-/S-<type>"),
     (GOOD.replace("saw\tO", "saw\tU-PER", 1), "BILOU; rename U- to S- and L- to E-"),
     ("", "data file is empty"),
+    ("john\nsmith\n\n", "line 1: 1 column; a CoNLL file needs the token first and its tag"),
     ("-DOCSTART- -X- O\n\n-DOCSTART- -X- O\n", "holds only -DOCSTART- lines (2), no tokens"),
     (GOOD.replace("B-PER", "O").replace("I-PER", "O").replace("B-LOC", "O"), "no entity in 12 sentences"),
 ])
@@ -292,3 +293,36 @@ def test_iob1_is_read_as_its_entities_and_label_names_fix_the_order(tmp_path):
     rows = [json.loads(line) for line in (dm.cache_path / "train.jsonl").read_text().splitlines()]
     assert {tuple(r["tags"]) for r in rows} >= {("B-LOC", "B-LOC"), ("B-PER", "I-PER", "O", "B-LOC", "O")}
     assert all(convert(r["tags"], "BIO") == r["tags"] for r in rows)
+
+
+def test_token_lists_in_jsonl_with_tag_ids(tmp_path):
+    """jsonl rows with a list of tokens and a list of tag ids (as Hugging Face datasets export
+    them), label_names naming the BIO tags in id order: read, labelled in that order."""
+    from lit_nlp.data.token_classification import TokenClassificationDataModule
+    from lit_nlp.data.tokenizers import WordPieceTokenizer
+
+    names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    rows = [{"words": ["john", "smith", "saw", "paris", w], "ner": [1, 2, 0, 3, 0]} for w in ["today", "again"] * 10]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dm = TokenClassificationDataModule(train_file=str(path), tokens_column="words", tags_column="ner",
+                                       label_names=names, cache_dir=str(tmp_path / "cache"),
+                                       tokenizer=WordPieceTokenizer(vocab_size=60), max_length=16, stride=4)
+    dm.prepare_data()
+    dm.setup()
+    assert dm.labels == names and dm.meta["scheme"] == "BIO"
+    report = dm.report()
+    assert sum(report[f"data/rows/{s}"] for s in ("train", "validation", "test")) == report["data/rows_read/train"] == 20
+    batch = dm.collate([dm.datasets["train"][0]])
+    assert batch["labels"][0].tolist()[1:6] == [1, 2, 0, 3, 0]  # [CLS] then one whole-word piece per word
+
+
+def test_static_shapes_and_bf16_score_every_sentence_once(tmp_path, files):
+    """Static shapes fill short batches with copies of a real window (data/shapes.py): they must
+    not be scored; bf16-mixed trains on the CPU. One epoch, every test sentence counted once."""
+    run_dir = tmp_path / "run"
+    train(compose_cfg([*ner_overrides(*files), "trainer.max_epochs=1", "data.static_shapes=true",
+                       "data.eval_batch_size=48", "trainer.precision=bf16-mixed"], run_dir))
+    m = metrics_of(run_dir)
+    assert m["test/sentences"] == m["data/rows/test"] == 80
+    assert 0.0 < m["test/f1"] <= 1.0

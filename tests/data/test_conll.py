@@ -159,7 +159,7 @@ def test_tag_ids_with_tag_names(tmp_path):
     path = tmp_path / "d.jsonl"
     pd.DataFrame([{"tokens": ["John", "lives"], "tags": [1, 0]}]).to_json(path, orient="records", lines=True)
     assert read_tagged(path, tag_names=["O", "B-PER", "I-PER"]).sentences[0].tags == ["B-PER", "O"]
-    with pytest.raises(LitNlpError, match=r"1 row holds tag ids; give tag_names .*\(row 1: \[1, 0\]\)"):
+    with pytest.raises(LitNlpError, match=r"1 row holds tag ids; name the tag of each id, in id order \(data.label_names\) \(row 1: \[1, 0\]\)"):
         read_tagged(path)
     with pytest.raises(LitNlpError, match=r"tag ids that are not indices into the 1 tag_names"):
         read_tagged(path, tag_names=["O"])

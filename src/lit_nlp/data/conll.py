@@ -229,7 +229,7 @@ def read_token_lists(path: str | Path, fmt: str, tokens_column: str = "tokens", 
     messages = {
         "shape": ("row needs", "rows need", "a non-empty list of tokens and as many tags"),
         "ids": ("row holds", "rows hold", f"tag ids that are not indices into the {len(tag_names)} tag_names"
-                if tag_names else "tag ids; give tag_names (the tag of each id, in id order)"),
+                if tag_names else "tag ids; name the tag of each id, in id order (data.label_names)"),
         "tokens": ("row holds", "rows hold", "empty or non-text tokens"),
         "tags": ("tag is", "tags are", NOT_A_TAG),
     }

@@ -136,8 +136,10 @@ class TokenClassificationDataModule(TaskDataModule):
 
     # ----------------------------------------------------------------- reading and checking
     def _read(self) -> dict[str, TaggedSentences]:
+        # label_names given as tags also say what tag ids (token-list files) stand for
+        names = self.label_names if self.label_names and all(tag_problem(n) is None for n in self.label_names) else None
         return {split: read_tagged(path, self.format, self.tag_column, self.tokens_column, self.tags_column,
-                                   encoding=self.encoding)
+                                   tag_names=names, encoding=self.encoding)
                 for split, path in self.files.items() if path}
 
     def _scheme(self, read: dict[str, TaggedSentences]) -> str:
