@@ -16,25 +16,27 @@ from lit_nlp.models.seq2seq import Seq2SeqModule
 # model_type + sizes, as `model.backbone.config` takes them. The base sizes are the defaults
 # of BertConfig(), DistilBertConfig() and T5Config() (= t5-small), written out so the table
 # says what was run; "mini" (BERT's 4-layer/256 miniature) and "tiny" are for CPUs and tests.
+def _sizes(model_type: str, width: int, layers: int, heads: int, ffn: int, vocab: int) -> dict:
+    """One architecture's config in its model type's own key names."""
+    keys = {"bert": ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"),
+            "distilbert": ("dim", "n_layers", "n_heads", "hidden_dim"),
+            "t5": ("d_model", "num_layers", "num_heads", "d_ff")}[model_type]
+    config = {"model_type": model_type, **dict(zip(keys, (width, layers, heads, ffn))), "vocab_size": vocab}
+    if model_type == "t5":  # as many decoder layers; T5's head width is its own key
+        config.update(num_decoder_layers=layers, d_kv=width // heads)
+    return config
+
+
 ARCHITECTURES = {
-    "bert-base": {"model_type": "bert", "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
-                  "intermediate_size": 3072, "vocab_size": 30522},
-    "distilbert-base": {"model_type": "distilbert", "dim": 768, "n_layers": 6, "n_heads": 12,
-                        "hidden_dim": 3072, "vocab_size": 30522},
-    "t5-small": {"model_type": "t5", "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6,
-                 "num_decoder_layers": 6, "num_heads": 8, "vocab_size": 32128},
-    "bert-mini": {"model_type": "bert", "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4,
-                  "intermediate_size": 1024, "vocab_size": 30522},
-    "distilbert-mini": {"model_type": "distilbert", "dim": 256, "n_layers": 4, "n_heads": 4,
-                        "hidden_dim": 1024, "vocab_size": 30522},
-    "t5-mini": {"model_type": "t5", "d_model": 256, "d_kv": 32, "d_ff": 1024, "num_layers": 4,
-                "num_decoder_layers": 4, "num_heads": 8, "vocab_size": 32128},
-    "bert-tiny": {"model_type": "bert", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-                  "intermediate_size": 128, "vocab_size": 1000},
-    "distilbert-tiny": {"model_type": "distilbert", "dim": 64, "n_layers": 2, "n_heads": 2,
-                        "hidden_dim": 128, "vocab_size": 1000},
-    "t5-tiny": {"model_type": "t5", "d_model": 64, "d_kv": 16, "d_ff": 256, "num_layers": 2,
-                "num_decoder_layers": 2, "num_heads": 4, "vocab_size": 1000},
+    "bert-base": _sizes("bert", 768, 12, 12, 3072, 30522),
+    "distilbert-base": _sizes("distilbert", 768, 6, 12, 3072, 30522),
+    "t5-small": _sizes("t5", 512, 6, 8, 2048, 32128),
+    "bert-mini": _sizes("bert", 256, 4, 4, 1024, 30522),
+    "distilbert-mini": _sizes("distilbert", 256, 4, 4, 1024, 30522),
+    "t5-mini": _sizes("t5", 256, 4, 8, 1024, 32128),
+    "bert-tiny": _sizes("bert", 64, 2, 2, 128, 1000),
+    "distilbert-tiny": _sizes("distilbert", 64, 2, 2, 128, 1000),
+    "t5-tiny": _sizes("t5", 64, 2, 4, 256, 1000),
 }
 # T5 targets: a fixed 32 tokens (a short answer or label), whatever the source length
 TARGET_LENGTH = 32
