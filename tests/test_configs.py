@@ -29,6 +29,7 @@ MODEL_FACTS = {
     "lit_nlp.models.seq2seq.Seq2SeqModule": {"task", "tokenizer", "vocab_size", "pad_token_id", "eos_token_id"},
     "lit_nlp.models.extractive_qa.ExtractiveQAModule": {"vocab_size", "pad_token_id", "max_answer_length", "n_best",
                                                         "unanswerable", "align_to_words"},
+    "lit_nlp.models.token_classification.TokenClassificationModule": {"label_names", "vocab_size", "pad_token_id"},
 }
 # groups whose options are plain files under conf/<group>/; hydra/ is Hydra's own and skipped
 GROUPS = ["data", "data/cleaning", "tokenizer", "model", "callbacks", "logger", "trainer", "paths", "hparams_search",
@@ -88,6 +89,34 @@ def _hf_config_keys_unknown(config: dict) -> list[str]:
     return [k for k in config if k != "model_type" and not hasattr(default, k)]
 
 
+def _parameters(target) -> dict:
+    """A target's parameters, with those it passes on as **settings / **model: the task data
+    modules' to TaskDataModule (and, for the flat-table tasks, TableFiles), the task modules' to
+    TaskModule.build_model (what the task module sets itself left out)."""
+    from lit_nlp.data.tables import TableFiles
+    from lit_nlp.data.task_data import TaskDataModule
+    from lit_nlp.models.task_module import TaskModule
+
+    params = dict(inspect.signature(target).parameters)
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()) or not inspect.isclass(target):
+        return params
+    params = {n: p for n, p in params.items() if p.kind is not p.VAR_KEYWORD}
+    if issubclass(target, TaskDataModule):
+        forwarded = dict(inspect.signature(TaskDataModule.__init__).parameters)
+        forwarded = {n: p for n, p in forwarded.items() if n not in ("self", "files", "seed", "bucket_length")}
+        if "TableFiles.take" in inspect.getsource(target.__init__):
+            files = {f"{split}_file": inspect.Parameter(f"{split}_file", inspect.Parameter.KEYWORD_ONLY, default=None)
+                     for split in ("train", "validation", "test")}
+            fields = {n: p for n, p in inspect.signature(TableFiles).parameters.items() if n != "files"}
+            forwarded.update(files, **fields)
+    elif issubclass(target, TaskModule):
+        forwarded = {n: p for n, p in inspect.signature(TaskModule.build_model).parameters.items()
+                     if n not in ("self", "auto_class", "facts", "random_init_facts", "encoder", "task_hparams")}
+    else:
+        return {**params, "**": inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)}
+    return {**forwarded, **params}
+
+
 def signature_problems(cfg) -> list[str]:
     """Every `_target_` node: its keys are parameters of the target, and every required
     parameter is set in the config or handed over at build time (RUNTIME_ARGS)."""
@@ -102,7 +131,7 @@ def signature_problems(cfg) -> list[str]:
         if not isinstance(node, dict):
             return
         if "_target_" in node:
-            params = inspect.signature(_target(node["_target_"])).parameters
+            params = _parameters(_target(node["_target_"]))
             takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
             keys = set(node) - HYDRA_KEYS
             runtime = RUNTIME_ARGS.get(path) or (MODEL_FACTS.get(node["_target_"], set()) if path == "model" else set())
@@ -142,7 +171,10 @@ def test_signature_check_catches_a_typo(tmp_path, small_csv):
     cfg.model.scheduler.warmup = 5
     cfg.model.backbone.config.n_layer = 2
     del cfg.callbacks.step_seed.seed
+    cfg.data.batchsize = 8  # passed on to TaskDataModule (**settings), which has no such key
+    cfg.model.finetun = "full"  # passed on to TaskModule.build_model (**model)
     problems = "\n".join(signature_problems(cfg))
+    assert "data.batchsize: not a parameter" in problems and "model.finetun: not a parameter" in problems
     assert "trainer.max_epoch" in problems
     assert "model.scheduler.warmup" in problems
     assert "model.backbone.config.n_layer" in problems

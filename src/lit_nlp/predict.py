@@ -17,7 +17,15 @@ from transformers import AutoTokenizer
 from lit_nlp.errors import LitNlpError
 from lit_nlp.predictors.common import write_predictions
 from lit_nlp.tasks import TASKS, Task, TaskPredictor
-from lit_nlp.run_layout import BEST_CHECKPOINTS, CHECKPOINT_DIR, LAST_CHECKPOINT, SETTINGS_FILE, export_dir
+from lit_nlp.onnx import BACKENDS
+from lit_nlp.run_layout import (
+    BEST_CHECKPOINTS,
+    CHECKPOINT_DIR,
+    LAST_CHECKPOINT,
+    ONNX_DIR,
+    SETTINGS_FILE,
+    export_dir,
+)
 
 
 def _task(settings: dict, path: Path) -> Task:
@@ -27,14 +35,26 @@ def _task(settings: dict, path: Path) -> Task:
     return TASKS[settings["task"]]
 
 
-def _from_export(path: Path, device: str, **speed) -> TaskPredictor:
+def _from_export(path: Path, device: str, backend: str = "torch", **speed) -> TaskPredictor:
     settings = json.loads((path / SETTINGS_FILE).read_text())
     task = _task(settings, path)
-    model = get_class(task.auto_model).from_pretrained(path)
+    if backend == "torch":
+        model = get_class(task.auto_model).from_pretrained(path)
+    else:  # the ONNX file of `python -m lit_nlp.onnx` in the predictor's place (same inputs, same outputs)
+        from transformers import AutoConfig
+
+        from lit_nlp.onnx import check_task
+        from lit_nlp.onnx.runtime import OnnxModel
+
+        check_task(settings["task"])
+        if device == "auto":
+            device = "cpu"  # onnxruntime-gpu is not a dependency
+        model = OnnxModel(onnx_file(path, backend), AutoConfig.from_pretrained(path), device)
     return get_class(task.predictor)(model, AutoTokenizer.from_pretrained(path), settings, device=device, **speed)
 
 
-def _from_checkpoint(path: Path, device: str, **speed) -> TaskPredictor:
+def module_from_checkpoint(path: Path):
+    """(the task's LightningModule with the checkpoint's weights, its data module state)."""
     try:
         # weights_only: a checkpoint cannot run code while loading
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -43,17 +63,32 @@ def _from_checkpoint(path: Path, device: str, **speed) -> TaskPredictor:
     state = next((v for v in ckpt.values() if isinstance(v, dict) and "tokenizer_files" in v), None)
     if state is None or "hyper_parameters" not in ckpt:
         raise LitNlpError(f"{path} is not a lit_nlp checkpoint (no data module state)")
-    settings = state["text_settings"]
-    task = _task(settings, path)
+    task = _task(state["text_settings"], path)
     # the LightningModule rebuilds the architecture from the checkpoint's hyperparameters
     module = get_class(task.module)(**ckpt["hyper_parameters"])
     module.load_state_dict(ckpt["state_dict"])
-    settings = {**settings, **module.export_settings()}  # the checkpoint's own threshold
+    return module, state
+
+
+def _from_checkpoint(path: Path, device: str, **speed) -> TaskPredictor:
+    module, state = module_from_checkpoint(path)
+    task = TASKS[state["text_settings"]["task"]]
+    settings = {**state["text_settings"], **module.export_settings()}  # the checkpoint's own threshold
     with tempfile.TemporaryDirectory() as tmp:
         for name, text in state["tokenizer_files"].items():
             (Path(tmp) / name).write_text(text)
         tokenizer = AutoTokenizer.from_pretrained(tmp)
     return get_class(task.predictor)(module.model, tokenizer, settings, device=device, **speed)
+
+
+def onnx_file(export: Path, backend: str) -> Path:
+    """The export's ONNX file for backend onnx or onnx-int8."""
+    from lit_nlp.onnx.export import INT8_FILE, MODEL_FILE
+
+    path = export / ONNX_DIR / (INT8_FILE if backend == "onnx-int8" else MODEL_FILE)
+    if not path.is_file():
+        raise LitNlpError(f"{path} not found; write it with: python -m lit_nlp.onnx {export}")
+    return path
 
 
 def find_checkpoint(run_dir: Path) -> Path | None:
@@ -66,14 +101,25 @@ def find_checkpoint(run_dir: Path) -> Path | None:
 
 
 def load_predictor(model_path: str | Path, device: str = "auto", compile: bool | dict = False,
-                   static_shapes: bool | None = None) -> TaskPredictor:
+                   static_shapes: bool | None = None, backend: str = "torch") -> TaskPredictor:
     """`model_path`: an export folder, a run dir (its export, else its best checkpoint) or a .ckpt.
     `compile`: as `model.compile` in training (on a GPU: CUDA graphs, with static shapes);
-    `static_shapes`: force them on or off (None: with CUDA graphs). See predictors.common.BatchShapes."""
+    `static_shapes`: force them on or off (None: with CUDA graphs). See predictors.common.BatchShapes.
+    `backend`: torch, or onnx / onnx-int8 (the export's ONNX files, written by python -m lit_nlp.onnx)."""
     speed = {"compile": compile, "static_shapes": static_shapes}
     path = Path(model_path).expanduser()
     if not path.exists():
         raise LitNlpError(f"model_path not found: {path}")
+    if backend not in BACKENDS:
+        raise LitNlpError(f"backend={backend} is not one of {', '.join(BACKENDS)}")
+    if backend != "torch":
+        if compile:
+            raise LitNlpError("compile= is for backend=torch; ONNX Runtime optimises the graph itself")
+        folder = path if (path / SETTINGS_FILE).is_file() else export_dir(path)
+        if not (folder / SETTINGS_FILE).is_file():
+            raise LitNlpError(f"backend={backend} reads an export folder; {path} is not one and holds none "
+                              "(a .ckpt has no ONNX file: pass its run dir)")
+        return _from_export(folder, device, backend)
     if path.is_file():
         if path.suffix != ".ckpt":
             raise LitNlpError(f"model_path {path} is a file but not a .ckpt; pass a run dir, export dir or .ckpt")
@@ -108,6 +154,7 @@ OPTIONS = {
     "batch_size": "texts per batch (default 32)",
     "device": "auto | cpu | cuda | cuda:1 (default auto)",
     "compile": "true: compile the model as model.compile=true trains it (on a GPU: CUDA graphs, static shapes)",
+    "backend": "torch (default) | onnx | onnx-int8: the export's ONNX files (python -m lit_nlp.onnx <run dir>)",
     "threshold": "multi-label: predict a label from this probability on (default: the model's own)",
 }
 
@@ -161,7 +208,8 @@ def run(argv: list[str]) -> list[dict]:
     compile = args.get("compile", "false").lower()
     if compile not in ("true", "false"):
         raise LitNlpError(f"compile must be true or false, got {args['compile']!r}")
-    predictor = load_predictor(args["model_path"], args.get("device", "auto"), compile=compile == "true")
+    predictor = load_predictor(args["model_path"], args.get("device", "auto"), compile=compile == "true",
+                               backend=args.get("backend", "torch"))
     rows = predictor.rows_from_args(args)
     results = predictor.predict_rows(rows, _batch_size(args))
     if "output" in args:

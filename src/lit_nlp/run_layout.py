@@ -5,6 +5,7 @@ trackers, the export and predict.py all find a run's files through these.
     <run dir>/metrics.json          test metrics, best validation value, data counts, throughput
     <run dir>/checkpoints/last.ckpt the last epoch (or step); best-*.ckpt by the monitored metric
     <run dir>/export/lit_nlp.json   beside a plain Hugging Face folder: what predict needs
+    <run dir>/export/onnx/          python -m lit_nlp.onnx: model.onnx, model.int8.onnx, parity.json
     <run dir>/tensorboard/          the TensorBoard log
 """
 
@@ -19,6 +20,8 @@ LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINTS = "best-*.ckpt"  # the file name pattern of conf/callbacks' model_checkpoint.filename
 EXPORT_DIR = "export"
 SETTINGS_FILE = "lit_nlp.json"  # in the export folder
+ONNX_DIR = "onnx"  # in the export folder: model.onnx, model.int8.onnx, parity.json (python -m lit_nlp.onnx)
+ONNX_PARITY = "parity.json"  # in ONNX_DIR
 TENSORBOARD_DIR = "tensorboard"
 CSV_DIR = "csv"
 LEARNING_CURVES = "learning_curves.png"

@@ -71,6 +71,8 @@ def train(cfg: DictConfig) -> float:
     }
     if trainer.is_global_zero:
         log.debug("test metrics: %s", test_results)
+        if cfg.get("export", {}).get("onnx"):
+            metrics.update(onnx_export(run_dir))
         write_metrics(metrics, run_dir)
         for logger in trainer.loggers:
             logger.save()  # the plots read the TensorBoard events (or csv/metrics.csv)
@@ -90,3 +92,27 @@ def _epochs_trained(trainer: L.Trainer) -> float:
         return trainer.current_epoch
     epochs = round(batches / per_epoch, 3)
     return int(epochs) if epochs == int(epochs) else epochs
+
+
+def onnx_export(run_dir: Path) -> dict:
+    """export.onnx=true: `python -m lit_nlp.onnx <run dir>` in a process of its own (it scores
+    the test split with fresh Trainers, which a DDP rank's process group would get in the way
+    of); the main test metric per backend and the label agreement, for metrics.json."""
+    import json
+    import subprocess
+    import sys
+
+    from lit_nlp.errors import LitNlpError
+    from lit_nlp.run_layout import ONNX_DIR, ONNX_PARITY, export_dir
+
+    done = subprocess.run([sys.executable, "-m", "lit_nlp.onnx", str(run_dir)], capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise LitNlpError(f"export.onnx=true: python -m lit_nlp.onnx {run_dir} failed: {last}")
+    log.info("ONNX export and parity:\n%s", done.stdout.strip())
+    report = json.loads((export_dir(run_dir) / ONNX_DIR / ONNX_PARITY).read_text())
+    out = {}
+    for backend in ("onnx", "onnx-int8"):
+        out[f"{backend}/agreement"] = report[backend]["agreement"]
+        out.update({f"{backend}/{k}": v for k, v in report[backend]["metrics"].items() if k.count("/") == 1})
+    return out
