@@ -210,8 +210,8 @@ class TokenClassificationDataModule(TaskDataModule):
                                        "file": [s.file for s in data.sentences],
                                        "line": [s.line for s in data.sentences]})
                   for split, data in read.items()}
-        frames = {split: frame for split, frame in carve_splits(frames, None, self.val_ratio, self.test_ratio,
-                                                                 self.seed).items()}
+        # random splits by sentence: a tagged sentence has no one class to stratify by
+        frames = carve_splits(frames, None, self.val_ratio, self.test_ratio, self.seed)
         frames = {split: frames[split].reset_index(drop=True) for split in SPLITS if split in frames}
         for frame in frames.values():
             frame["sentence"] = range(len(frame))
@@ -219,7 +219,7 @@ class TokenClassificationDataModule(TaskDataModule):
             tokenizer = source.build([" ".join(tokens) for tokens in frames["train"]["tokens"]])
         if not tokenizer.is_fast:
             raise LitNlpError("token classification needs a fast tokenizer (it maps sub-tokens to words)")
-        self.labels = labels
+        self.labels = labels  # for _encode; a loaded cache sets it from its meta (on_loaded)
         counts = {split: data.counts() for split, data in read.items()}
         meta = {"rows_read": {s: c["sentences"] for s, c in counts.items()},
                 "rows": {s: len(f) for s, f in frames.items()}, "dropped": {},
