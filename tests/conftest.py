@@ -8,6 +8,7 @@ import logging
 import os
 import random
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +20,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# one intra-op thread, here and in every train.py / predict.py the tests start (they inherit
+# this environment): width-64 models gain nothing from a second thread (a tiny-BERT step of 32 x
+# 32 tokens: 16.5 ms on one, 17.5 ms on two, idle machine), while on the shared 2-core machine two
+# threads spin on each other (0.3-0.7 s a step while another job held a core); and the second
+# core is left to a subprocess that a test starts beside pytest (conftest.Started)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -154,6 +161,32 @@ def tiny_overrides(train_file: Path, model: str = "bert_tiny", epochs: int = 1) 
             "data.batch_size=16", "data.max_length=32", "tokenizer.vocab_size=300"]
 
 
+class Started:
+    """A command started in the background (`subprocess.Popen`), so that it imports torch and
+    Lightning (about 5 s) on one core while the test process works on the other. Its output
+    goes to files in `folder`, not to pipes that could fill meanwhile; `result()` waits for it."""
+
+    def __init__(self, cmd: list[str], folder: Path, **popen_kwargs):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.cmd, self.out, self.err = cmd, self.folder / "stdout.txt", self.folder / "stderr.txt"
+        with self.out.open("w") as out, self.err.open("w") as err:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, **popen_kwargs)
+
+    def result(self, timeout: float = 300) -> subprocess.CompletedProcess:
+        try:
+            self.proc.wait(timeout=timeout)
+        finally:
+            self.stop()
+        return subprocess.CompletedProcess(self.cmd, self.proc.returncode, self.out.read_text(), self.err.read_text())
+
+    def stop(self) -> None:
+        """Kill it if it still runs (a test that failed before waiting for it)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
 def run_cli(args: list[str]) -> None:
     """`python train.py <args>` in this process (no interpreter start per sweep); Hydra's global
     state and the root logger's handlers are restored afterwards."""
@@ -171,3 +204,26 @@ def run_cli(args: list[str]) -> None:
         HydraConfig.instance().cfg = None
         logging.getLogger().handlers[:] = root_handlers  # Hydra's job logging replaced pytest's
         logging.captureWarnings(False)  # lit_nlp.console turned it on for train.log
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def trained_classifier(tmp_path_factory) -> tuple[Path, float]:
+    """One tiny BERT trained on the synthetic sentiment task (600 rows, 4 epochs at lr 3e-3:
+    480 training rows = 30 steps of 16 an epoch; it reaches val and test acc 1.0), shared by
+    every test that only reads a finished classification run (test_train, test_predict):
+    (run dir, value returned by train). A test that writes into a run copies it first; the
+    session's end checks that no test changed a file of it."""
+    from lit_nlp.train import train
+
+    tmp = tmp_path_factory.mktemp("trained_classifier")
+    data = write_table(synthetic_rows(600, seed=4), tmp / "train.csv")
+    run = tmp / "run"
+    best = train(compose_cfg(tiny_overrides(data, epochs=4) + ["model.optimizer.lr=3e-3"], run))
+    before = _snapshot(run)
+    yield run, best
+    assert _snapshot(run) == before, "a test changed the shared trained_classifier run; copy it into tmp_path first"

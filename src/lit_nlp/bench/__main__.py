@@ -1,4 +1,4 @@
-"""python -m lit_nlp.bench suite=tiny|cpu|gpu|sst2 [key=value ...]; options in lit_nlp.bench.options."""
+"""python -m lit_nlp.bench suite=tiny|cpu|gpu|sst2|gpu_check|serve [key=value ...]; options in lit_nlp.bench.options."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ def main(argv: list[str]) -> None:
     results = run_bench(opts)
     print((Path(opts["out"]) / "results.md").read_text())
     e2e = len(results["end_to_end"]["rows"]) if "end_to_end" in results else 0
+    serve = len(results["serve"]["rows"]) if "serve" in results else 0
     print(f"wrote {opts['out']}/results.json and results.md ({len(results['training'])} training rows, "
-          f"{e2e} end-to-end rows)")
+          f"{e2e} end-to-end rows, {serve} serving rows)")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ harness composes no configs, and a dozen flat keys read better this way)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -72,8 +73,16 @@ SUITES = {
                   "e2e_model": "minilm", "train_file": f"{SST2}/train.tsv", "dev_file": f"{SST2}/dev.tsv",
                   "e2e_batch_size": 32, "epochs": 3, "max_rows": None, "dev_rows": None, "lr": 5e-5,
                   "conf_dir": None, "hf_sides": "max_length"},
+    # serve.py under load (lit_nlp.bench.serving): each backend's server with dynamic batching and
+    # the export in transformers.pipeline (one call per request) behind the same HTTP server, an
+    # async client at each concurrency over SST-2 dev sentences. model_path= is required (a
+    # classification run dir or export); requests= per server and concurrency (48: a quick look)
+    "serve": {"archs": "", "data_file": None, "predict_file": None, "parts": "serve", "model_path": None,
+              "backends": "torch,onnx,onnx-int8", "baseline": True, "concurrency": "1,8,32", "requests": 10_000,
+              "warmup_requests": 32, "dev_file": f"{SST2}/dev.tsv", "max_batch_size": 32, "batch_timeout": 0.005,
+              "workers": 1},
 }
-PARTS = ("canaries", "training", "e2e")
+PARTS = ("canaries", "training", "e2e", "serve")
 HF_SIDES = ("max_length", "dynamic_grouped")
 
 
@@ -86,13 +95,13 @@ def _convert(key: str, text: str, default):
         return text.lower() == "true"
     if isinstance(default, int) or key in ("pad_to_multiple_of", "max_rows", "dev_rows", "e2e_batch_size"):
         return int(text)
-    if key in ("peak_tflops", "lr", "time_budget_s"):
+    if key in ("peak_tflops", "lr", "time_budget_s", "batch_timeout"):
         return float(text)
     return text
 
 
 def parse(argv: list[str]) -> dict:
-    """`suite=tiny|cpu|gpu|sst2|gpu_check` (default tiny) plus overrides; unknown keys and bad
+    """`suite=tiny|cpu|gpu|sst2|gpu_check|serve` (default tiny) plus overrides; unknown keys and bad
     values are reported together."""
     pairs, problems = {}, []
     for arg in argv:
@@ -159,6 +168,8 @@ def finish(opts: dict) -> dict:
             problems.append(f"{key}={opts[key]} not found; pass {key}=<path> (SST-2's train.tsv/dev.tsv)")
     if is_end_to_end(opts):
         problems += _e2e_problems(opts)
+    if "serve" in opts["parts"]:
+        problems += _serve_problems(opts)
     raise_if_any(problems)
     return opts
 
@@ -191,4 +202,38 @@ def _e2e_problems(opts: dict) -> list[str]:
     for key in ("epochs", "max_rows", "dev_rows"):
         if opts[key] is not None and opts[key] < 1:
             problems.append(f"{key}={opts[key]}: must be at least 1")
+    return problems
+
+
+def _serve_problems(opts: dict) -> list[str]:
+    from lit_nlp.onnx import BACKENDS
+    from lit_nlp.run_layout import SETTINGS_FILE, export_dir
+
+    problems = []
+    path = Path(opts["model_path"] or "")
+    if not opts["model_path"]:
+        problems.append("suite=serve needs model_path=<a classification run dir or its export> (train one with "
+                        "python train.py)")
+    elif not ((path / SETTINGS_FILE).is_file() or (export_dir(path) / SETTINGS_FILE).is_file()):
+        problems.append(f"model_path={path}: no export ({SETTINGS_FILE}) there; the baseline loads the export")
+    else:
+        settings = json.loads(((path if (path / SETTINGS_FILE).is_file() else export_dir(path)) / SETTINGS_FILE)
+                              .read_text())
+        if settings.get("task") != "classification" or settings.get("multi_label"):
+            problems.append(f"model_path={path}: suite=serve scores single-label classification on labelled "
+                            f"sentences; this model's task is {settings.get('task')}")
+    opts["backends"] = [b for b in str(opts["backends"]).split(",") if b]
+    problems += [f"backends: unknown backend {b} ({', '.join(BACKENDS)})" for b in opts["backends"]
+                 if b not in BACKENDS]
+    try:
+        opts["concurrency"] = [int(c) for c in str(opts["concurrency"]).split(",") if c]
+    except ValueError:
+        problems.append(f"concurrency={opts['concurrency']}: expected whole numbers, comma-separated")
+        opts["concurrency"] = []
+    problems += [f"{key}={opts[key]}: must be at least 1" for key in ("requests", "max_batch_size", "workers")
+                 if opts[key] < 1]
+    problems += [f"concurrency: {c} must be at least 1" for c in opts["concurrency"] if c < 1]
+    if not Path(opts["dev_file"]).is_file():
+        problems.append(f"dev_file={opts['dev_file']} not found; pass dev_file=<SST-2's dev.tsv or a file with "
+                        "text_column= and label_column=>")
     return problems

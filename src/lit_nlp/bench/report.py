@@ -91,6 +91,32 @@ def end_to_end_table(e2e: dict, opts: dict) -> list[str]:
     return lines
 
 
+def serve_table(serve: dict, opts: dict) -> list[str]:
+    lines = [f"{serve['model_path']} served on 127.0.0.1, device {opts['device']}; {opts['requests']:,} requests per "
+             f"row over {serve['sentences']:,} sentences of {serve['dev_file']} ({serve['labels']}); our servers: "
+             f"batches of up to {opts['max_batch_size']} requests within {1000 * opts['batch_timeout']:g} ms, "
+             f"{opts['workers']} worker(s).", "",
+             "| server | concurrency | requests/s | p50 ms | p95 ms | p99 ms | errors | accuracy | x baseline |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in serve["rows"]:
+        side = "pipeline baseline (no batching)" if not r["batching"] else f"lit_nlp {r['server']}"
+        ratio = f"{r['x_baseline']:.2f}x" if r.get("x_baseline") is not None else ""
+        accuracy = f"{r['accuracy']:.4f}" if r["accuracy"] is not None else "n/a"
+        lines.append(f"| {side} | {r['concurrency']} | {_num(r['requests_per_s'])} | {_num(r['p50_ms'])} | "
+                     f"{_num(r['p95_ms'])} | {_num(r['p99_ms'])} | {r['errors']} | {accuracy} | {ratio} |")
+    lines += [f"- {note}" for note in serve["skipped"]]
+    target = serve["target"]
+    if target["applies"]:
+        verdict = "met" if target["met"] else "not met: " + ", ".join(k for k, ok in target["checks"].items() if not ok)
+    else:
+        verdict = (f"not judged: it needs requests >= {target['requests']:,} and torch, onnx-int8 and the baseline "
+                   "at concurrency 8 and 32")
+    lines += ["", f"The target (onnx-int8: >= {target['speedup']:.0f}x the baseline's requests/s at concurrency 32, "
+              f"accuracy within {target['accuracy_points']} point of torch, no errors, p99 <= "
+              f"{target['p99_over_p50']:.0f}x p50 at concurrency 8): {verdict}."]
+    return lines
+
+
 def markdown(results: dict) -> str:
     env, opts = results["environment"], results["options"]
     steps = (f"batch {opts['batch_size']}, {opts['warmup']} warm-up + {opts['steps']} timed steps, "
@@ -118,6 +144,8 @@ def markdown(results: dict) -> str:
         lines += ["", "## Data and prediction", ""] + data_table(results["data"])
     if "profile" in results:
         lines += ["", "## Where a step's time goes (profile=true)", ""] + profile_table(results["profile"])
+    if "serve" in results:
+        lines += ["", "## Serving", ""] + serve_table(results["serve"], opts)
     if results.get("skipped"):
         lines += ["", "## Skipped", ""] + [f"- {item}" for item in results["skipped"]]
     if results.get("part_seconds"):

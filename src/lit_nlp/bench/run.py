@@ -1,5 +1,5 @@
 """run_bench(opts): the suite's parts in order (crash canaries, the step table of every workload
-on both sides with the data and prediction figures, the end-to-end comparison), into
+on both sides with the data and prediction figures, the end-to-end comparison, serving), into
 results.json and results.md under opts["out"]."""
 
 from __future__ import annotations
@@ -224,6 +224,10 @@ def run_bench(opts: dict) -> dict:
             results["canaries"] = run_canaries(opts)
         elif part == "e2e":
             results["end_to_end"] = run_e2e(opts)
+        elif part == "serve":
+            from lit_nlp.bench.serving import run_serve
+
+            results["serve"] = run_serve(opts)
         else:
             training_part(opts, results, out, start)
         results["part_seconds"][part] = time.perf_counter() - part_start
