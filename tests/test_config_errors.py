@@ -2,13 +2,12 @@
 names it and the close matches, in a run, a sweep (-m, Optuna too) and with resume=, before
 anything is written; Hydra's page (config search path, HYDRA_FULL_ERROR) never shows.
 
-The CLI tests start train.py as a user does (about 6 s each: importing torch and Lightning); the
-message details are checked in-process on Hydra's own exceptions."""
+The CLI tests start train.py as a user does (about 6 s each: importing torch and Lightning; the
+six are started together); the message details are checked in-process on Hydra's own exceptions."""
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from conftest import CONF_DIR, ROOT, compose_cfg
+from conftest import CONF_DIR, ROOT, Started, compose_cfg
 from lit_nlp.config_errors import config_error_line, one_line_config_errors
 from lit_nlp.errors import LitNlpError, user_error
 
@@ -27,61 +26,97 @@ ENV = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | {
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 
 
-def train_cli(tmp_path: Path, *args: str) -> str:
-    """`python train.py <args>` that must stop on a config error: its one `error:` line."""
-    cmd = [sys.executable, "train.py", *args, f"paths.cache_dir={tmp_path / 'cache'}",
-           f"paths.log_dir={tmp_path / 'logs'}"]
-    result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2, result.stderr
+def start_train_cli(folder: Path, *args: str) -> Started:
+    """`python train.py <args>` started in the background, its cache, logs and output in `folder`."""
+    cmd = [sys.executable, "train.py", *args, f"paths.cache_dir={folder / 'cache'}", f"paths.log_dir={folder / 'logs'}"]
+    return Started(cmd, folder / "process", cwd=ROOT, env=ENV)
+
+
+def error_line(started: Started) -> str:
+    """The one `error:` line of a train.py that must stop on a config error."""
+    result = started.result()
+    stderr = result.stderr
+    assert result.returncode == 2, stderr
     for page in ("Traceback", "HYDRA_FULL_ERROR", "Config search path", "object_type="):
-        assert page not in result.stderr, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.stderr
+        assert page not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr
     return errors[0]
 
 
-# ----------------------------------------------------------------- the command line
-def test_a_misspelt_group_option_names_the_group_s_options(tmp_path):
-    line = train_cli(tmp_path, "model=bert_tinyy", f"hydra.run.dir={tmp_path / 'run'}")
-    assert line == (f"error: model=bert_tinyy is not a model config (did you mean bert_tiny?); "
-                    f"options: {', '.join(MODELS)}")
-    assert not (tmp_path / "run").exists()
-
-
-@pytest.mark.parametrize("overrides, expected", [
-    (["seeed=1"], "error: seeed is not a key of the config (did you mean seed?)"),
+MISSPELT_KEYS = {
+    "top-level": (["seeed=1"], "error: seeed is not a key of the config (did you mean seed?)"),
     # a new key with `+`, and `trainer.max_steps` (made `++trainer.max_steps` by train.py), go
     # through; the misspelt key after them stops the run
-    (["+new.key=1", "trainer.max_steps=3", "data.batchsize=3"],
-     "error: data.batchsize is not a key of data (did you mean data.batch_size?)"),
-], ids=["top-level", "nested"])
-def test_a_misspelt_key_names_the_close_keys(tmp_path, overrides, expected):
-    assert train_cli(tmp_path, *overrides, f"hydra.run.dir={tmp_path / 'run'}") == expected
-    assert not (tmp_path / "run").exists()
+    "nested": (["+new.key=1", "trainer.max_steps=3", "data.batchsize=3"],
+               "error: data.batchsize is not a key of data (did you mean data.batch_size?)"),
+}
 
 
-def test_a_misspelt_option_in_a_sweep_stops_it_before_any_job(tmp_path):
-    # the sweeper saves multirun.yaml before it composes the jobs; an empty sweep is not left
-    line = train_cli(tmp_path, "-m", "model=bert_tiny,bert_tinyy", f"hydra.sweep.dir={tmp_path / 'sweep'}")
-    assert line.startswith("error: model=bert_tinyy is not a model config (did you mean bert_tiny?); options: ")
-    assert not (tmp_path / "sweep").exists()
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory):
+    """Every command line of this section, each in a folder of its own, started together when
+    the first test asks for one (each spends its ~6 s importing torch and Lightning, one core at
+    a time, so 2 cores import two at once): name -> (folder, its one `error:` line)."""
+    def folder(name: str) -> Path:
+        return tmp_path_factory.mktemp(name)
 
-
-def test_a_misspelt_swept_key_in_an_optuna_search_leaves_no_study(tmp_path):
-    line = train_cli(tmp_path, "-m", "hparams_search=optuna", "model.optimizer.lrr=interval(1e-5,1e-3)",
-                     f"hydra.sweep.dir={tmp_path / 'sweep'}")
-    assert line == "error: model.optimizer.lrr is not a key of model.optimizer (did you mean model.optimizer.lr?)"
-    assert not (tmp_path / "sweep").exists()  # no optuna.db holding a trial that never ran
-
-
-def test_a_misspelt_key_with_resume_leaves_the_run_as_it_was(tmp_path):
-    run = tmp_path / "run"
+    resumed = folder("resume")
+    run = resumed / "run"
     run.mkdir()
     OmegaConf.save(compose_cfg(["model=bert_tiny"], run), run / "config.yaml")  # as train() saves it
-    saved = (run / "config.yaml").read_bytes()
-    line = train_cli(tmp_path, f"resume={run}", "data.batchsize=3")
+    (resumed / "saved.yaml").write_bytes((run / "config.yaml").read_bytes())  # to compare with, outside the run
+    commands = {
+        "group": (folder("group"), lambda f: ["model=bert_tinyy", f"hydra.run.dir={f / 'run'}"]),
+        **{f"key-{name}": (folder(name), lambda f, o=overrides: [*o, f"hydra.run.dir={f / 'run'}"])
+           for name, (overrides, _) in MISSPELT_KEYS.items()},
+        # the sweeper saves multirun.yaml before it composes the jobs; an empty sweep is not left
+        "sweep": (folder("sweep"), lambda f: ["-m", "model=bert_tiny,bert_tinyy", f"hydra.sweep.dir={f / 'sweep'}"]),
+        "optuna": (folder("optuna"), lambda f: ["-m", "hparams_search=optuna", "model.optimizer.lrr=interval(1e-5,1e-3)",
+                                                f"hydra.sweep.dir={f / 'sweep'}"]),
+        "resume": (resumed, lambda f: [f"resume={f / 'run'}", "data.batchsize=3"]),
+    }
+    started = {name: (f, start_train_cli(f, *args(f))) for name, (f, args) in commands.items()}
+    try:
+        yield lambda name: (started[name][0], error_line(started[name][1]))
+    finally:
+        for _, proc in started.values():
+            proc.stop()
+
+
+# ----------------------------------------------------------------- the command line
+def test_a_misspelt_group_option_names_the_group_s_options(cli):
+    folder, line = cli("group")
+    assert line == (f"error: model=bert_tinyy is not a model config (did you mean bert_tiny?); "
+                    f"options: {', '.join(MODELS)}")
+    assert not (folder / "run").exists()
+
+
+@pytest.mark.parametrize("name", list(MISSPELT_KEYS))
+def test_a_misspelt_key_names_the_close_keys(cli, name):
+    folder, line = cli(f"key-{name}")
+    assert line == MISSPELT_KEYS[name][1]
+    assert not (folder / "run").exists()
+
+
+def test_a_misspelt_option_in_a_sweep_stops_it_before_any_job(cli):
+    folder, line = cli("sweep")
+    assert line.startswith("error: model=bert_tinyy is not a model config (did you mean bert_tiny?); options: ")
+    assert not (folder / "sweep").exists()
+
+
+def test_a_misspelt_swept_key_in_an_optuna_search_leaves_no_study(cli):
+    folder, line = cli("optuna")
+    assert line == "error: model.optimizer.lrr is not a key of model.optimizer (did you mean model.optimizer.lr?)"
+    assert not (folder / "sweep").exists()  # no optuna.db holding a trial that never ran
+
+
+def test_a_misspelt_key_with_resume_leaves_the_run_as_it_was(cli):
+    folder, line = cli("resume")
     assert line == "error: data.batchsize is not a key of data (did you mean data.batch_size?)"
-    assert [p.name for p in run.iterdir()] == ["config.yaml"] and (run / "config.yaml").read_bytes() == saved
+    run = folder / "run"
+    assert [p.name for p in run.iterdir()] == ["config.yaml"]
+    assert (run / "config.yaml").read_bytes() == (folder / "saved.yaml").read_bytes()
 
 
 # ----------------------------------------------------------------- the messages

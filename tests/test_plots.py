@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, synthetic_rows, write_table
+from conftest import ROOT, Started, synthetic_rows, write_table
 from lit_nlp import plots
 from lit_nlp.plots import __main__ as plots_cli
 
@@ -28,9 +28,29 @@ def assert_image(path: Path) -> None:
     assert pixels.std() > 0  # not a blank canvas
 
 
+BAD_PATHS = ["empty dir", "missing", "file"]
+
+
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """2 epochs of a tiny BERT through train.py, progress bar on, stdout a pipe (as in CI)."""
+def plots_on_bad_paths(tmp_path_factory) -> dict[str, tuple[Path, Started]]:
+    """`python -m lit_nlp.plots <path>` on an empty dir, a missing path and a file, started in
+    the background: kind -> (path, process)."""
+    folder = tmp_path_factory.mktemp("bad_paths")
+    paths = {"empty dir": folder / "empty", "missing": folder / "nope", "file": folder / "f.txt"}
+    paths["empty dir"].mkdir()
+    paths["file"].write_text("x")
+    started = {kind: (path, Started([sys.executable, "-m", "lit_nlp.plots", str(path)], folder / f"process {kind}",
+                                    cwd=ROOT, env=ENV))
+               for kind, path in paths.items()}
+    yield started
+    for _, process in started.values():
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, plots_on_bad_paths) -> tuple[Path, subprocess.CompletedProcess]:
+    """2 epochs of a tiny BERT through train.py, progress bar on, stdout a pipe (as in CI).
+    (plots_on_bad_paths first: those interpreters start on the other core meanwhile.)"""
     tmp = tmp_path_factory.mktemp("report")
     data = write_table(synthetic_rows(200, seed=4), tmp / "train.csv")
     run = tmp / "run"
@@ -158,13 +178,10 @@ def test_learning_curves_of_a_seq2seq_run_with_csv_logger(tmp_path):
     assert_image(run / "learning_curves.png")
 
 
-@pytest.mark.parametrize("kind", ["empty dir", "missing", "file"])
-def test_bad_path_is_one_line_error(tmp_path, kind):
-    path = {"empty dir": tmp_path, "missing": tmp_path / "nope", "file": tmp_path / "f.txt"}[kind]
-    if kind == "file":
-        path.write_text("x")
-    result = subprocess.run([sys.executable, "-m", "lit_nlp.plots", str(path)], cwd=ROOT, env=ENV,
-                            capture_output=True, text=True, timeout=60)
+@pytest.mark.parametrize("kind", BAD_PATHS)
+def test_bad_path_is_one_line_error(plots_on_bad_paths, kind):
+    path, process = plots_on_bad_paths[kind]
+    result = process.result(timeout=60)
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
     if kind == "empty dir":

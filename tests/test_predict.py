@@ -4,28 +4,41 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 import sys
 
 import pytest
 import torch
 
-from conftest import ROOT, compose_cfg, synthetic_rows, tiny_overrides, write_table
+from conftest import ROOT, Started, write_table
 from lit_nlp.errors import LitNlpError, exit_on_user_error
 from lit_nlp.predict import find_checkpoint, load_predictor, parse_args, run
-from lit_nlp.train import train
 
 TEXTS = ["the film was superb and moving", "a tedious plot with clumsy actors", "the ending is dreadful"]
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A tiny BERT trained on the synthetic task (shared by the tests of this file)."""
-    tmp = tmp_path_factory.mktemp("predict")
-    data = write_table(synthetic_rows(600, seed=4), tmp / "train.csv")
-    run = tmp / "run"
-    train(compose_cfg(tiny_overrides(data, epochs=4) + ["model.optimizer.lr=3e-3"], run))
-    return run
+def fresh_interpreters(trained_classifier, tmp_path_factory):
+    """predict.py's command line in new interpreters, on the trained run and on a path that does
+    not exist; started together with the first test that reads the run (see run_dir), so that
+    they import on the other core while the tests before them run: name -> Started."""
+    run = trained_classifier[0]
+    folder = tmp_path_factory.mktemp("predict_processes")
+    started = {
+        "text_with_comma": Started([sys.executable, "predict.py", f"model_path={run}", "text=a superb, moving film"],
+                                   folder / "text_with_comma", cwd=ROOT),
+        "missing_model": Started([sys.executable, "predict.py", f"model_path={folder / 'nope'}", "text=x"],
+                                 folder / "missing_model", cwd=ROOT),
+    }
+    yield started
+    for process in started.values():
+        process.stop()
+
+
+@pytest.fixture
+def run_dir(trained_classifier, fresh_interpreters):
+    """The session's tiny BERT trained on the synthetic task (conftest.trained_classifier); the
+    tests here only read it."""
+    return trained_classifier[0]
 
 
 def test_run_dir_ckpt_and_export_agree(run_dir):
@@ -63,9 +76,8 @@ def test_saved_cleaning_is_applied(run_dir):
     assert noisy["text"].startswith("<b>")  # output keeps the user's text as given
 
 
-def test_cli_text_with_comma(run_dir):
-    out = subprocess.run([sys.executable, "predict.py", f"model_path={run_dir}", "text=a superb, moving film"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+def test_cli_text_with_comma(run_dir, fresh_interpreters):
+    out = fresh_interpreters["text_with_comma"].result(timeout=120)  # text=a superb, moving film
     assert out.returncode == 0, out.stderr
     label, score, text = out.stdout.strip().splitlines()[-1].split("\t")
     assert (label, text) == ("positive", "a superb, moving film")
@@ -101,7 +113,7 @@ def test_cli_headerless_input_with_column_names(run_dir, tmp_path, capsys):
     assert "multi-label" in capsys.readouterr().err
 
 
-def test_cli_errors_are_one_line(run_dir, tmp_path, capsys):
+def test_cli_errors_are_one_line(run_dir, tmp_path, capsys, fresh_interpreters):
     reviews = write_table([{"sentence": t} for t in TEXTS], tmp_path / "reviews.csv")
     cases = {
         "model_path not found": [f"model_path={tmp_path / 'nope'}", "text=x"],
@@ -120,11 +132,11 @@ def test_cli_errors_are_one_line(run_dir, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("error:") and expected in err, err
     # and the real command line says the same, without a traceback
-    out = subprocess.run([sys.executable, "predict.py", *cases["model_path not found"]], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    process = fresh_interpreters["missing_model"]  # model_path=<its folder's parent>/nope text=x
+    out = process.result(timeout=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert [line for line in out.stderr.splitlines() if line.startswith("error:")] == \
-        [f"error: model_path not found: {tmp_path / 'nope'}"]
+        [f"error: model_path not found: {process.folder.parent / 'nope'}"]
 
 
 def test_parse_args():

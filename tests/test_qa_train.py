@@ -15,7 +15,7 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import ROOT, compose_cfg, hidden_word_rows, metrics_of, write_table
+from conftest import ROOT, Started, compose_cfg, hidden_word_rows, metrics_of, write_table
 from lit_nlp.predict import load_predictor
 from lit_nlp.train import train
 
@@ -51,6 +51,41 @@ def held_out() -> list[dict]:
     """Questions about contexts the model never saw."""
     return [{"id": r["id"], "question": r["question"], "context": r["context"], "gold": r["answers"]["text"][0]}
             for r in span_rows(12, seed=99)]
+
+
+EXPORT_LOGITS = (
+    "import sys, json\n"
+    "from transformers import AutoModelForQuestionAnswering, AutoTokenizer\n"
+    "tok = AutoTokenizer.from_pretrained(sys.argv[1])\n"
+    "model = AutoModelForQuestionAnswering.from_pretrained(sys.argv[1]).eval()\n"
+    "rows = json.loads(sys.argv[2])\n"
+    "enc = tok([r['question'] for r in rows], [r['context'] for r in rows], truncation='only_second',\n"
+    "          max_length=int(sys.argv[3]), stride=int(sys.argv[4]), return_overflowing_tokens=True,\n"
+    "          padding=True, return_tensors='pt')\n"
+    "enc.pop('overflow_to_sample_mapping')\n"
+    "out = model(**enc)\n"
+    "print(json.dumps([out.start_logits.tolist(), out.end_logits.tolist(), enc['attention_mask'].tolist()]))\n"
+    "assert 'lit_nlp' not in sys.modules\n"
+)
+
+
+@pytest.fixture(scope="module")
+def fresh_interpreters(trained, held_out, tmp_path_factory):
+    """The trained run read by new interpreters: predict.py's command line, and the export in
+    plain transformers (EXPORT_LOGITS); started together when the first test asks, so that they
+    import on both cores: name -> Started."""
+    run, row = trained[0], held_out[0]
+    folder = tmp_path_factory.mktemp("qa_processes")
+    started = {
+        "predict_cli": Started([sys.executable, "predict.py", f"model_path={run}", f"question={row['question']}",
+                                "question=which city is mentioned?", f"context={row['context']}"],
+                               folder / "predict_cli", cwd=ROOT),
+        "export_logits": Started([sys.executable, "-c", EXPORT_LOGITS, str(run / "export"), json.dumps(held_out),
+                                  str(MAX_LENGTH), str(DOC_STRIDE)], folder / "export_logits"),
+    }
+    yield started
+    for process in started.values():
+        process.stop()
 
 
 # ----------------------------------------------------------------- learning and what the run writes
@@ -114,12 +149,10 @@ def test_static_shapes_prediction_agrees(trained, held_out):
         assert a["score"] == pytest.approx(b["score"], abs=1e-5)
 
 
-def test_predict_cli(trained, held_out, tmp_path):
+def test_predict_cli(trained, held_out, fresh_interpreters):
     run = trained[0]
     row = held_out[0]
-    result = subprocess.run([sys.executable, "predict.py", f"model_path={run}", f"question={row['question']}",
-                             "question=which city is mentioned?", f"context={row['context']}"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=180)
+    result = fresh_interpreters["predict_cli"].result(timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     printed = [line.split("\t") for line in result.stdout.strip().splitlines()[-2:]]  # answer, score, start, end
     assert printed[0][0] == row["gold"] and row["context"][int(printed[0][2]):int(printed[0][3])] == row["gold"]
@@ -159,25 +192,10 @@ def test_predict_file_in_file_out(trained, held_out, tmp_path):
         predict_cli([f"model_path={run}", f"input={source}"])
 
 
-def test_export_computes_the_same_logits_in_plain_transformers(trained, held_out):
+def test_export_computes_the_same_logits_in_plain_transformers(trained, held_out, fresh_interpreters):
     export = trained[0] / "export"
-    code = (
-        "import sys, json\n"
-        "from transformers import AutoModelForQuestionAnswering, AutoTokenizer\n"
-        "tok = AutoTokenizer.from_pretrained(sys.argv[1])\n"
-        "model = AutoModelForQuestionAnswering.from_pretrained(sys.argv[1]).eval()\n"
-        "rows = json.loads(sys.argv[2])\n"
-        "enc = tok([r['question'] for r in rows], [r['context'] for r in rows], truncation='only_second',\n"
-        "          max_length=int(sys.argv[3]), stride=int(sys.argv[4]), return_overflowing_tokens=True,\n"
-        "          padding=True, return_tensors='pt')\n"
-        "enc.pop('overflow_to_sample_mapping')\n"
-        "out = model(**enc)\n"
-        "print(json.dumps([out.start_logits.tolist(), out.end_logits.tolist(), enc['attention_mask'].tolist()]))\n"
-        "assert 'lit_nlp' not in sys.modules\n"
-    )
     rows = held_out
-    result = subprocess.run([sys.executable, "-c", code, str(export), json.dumps(rows), str(MAX_LENGTH), str(DOC_STRIDE)],
-                            capture_output=True, text=True, timeout=120)
+    result = fresh_interpreters["export_logits"].result(timeout=120)  # EXPORT_LOGITS on these rows
     assert result.returncode == 0, result.stderr[-3000:]
     start, end, mask = json.loads(result.stdout.strip().splitlines()[-1])
     assert len(start) > len(rows)  # several windows per question

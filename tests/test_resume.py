@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, compose_cfg, compose_resume, hidden_word_rows, metrics_of, synthetic_rows, write_table
+from conftest import (ROOT, Started, compose_cfg, compose_resume, hidden_word_rows, metrics_of, synthetic_rows,
+                      write_table)
 from lit_nlp.callbacks import Throughput
 from lit_nlp.errors import LitNlpError
 from lit_nlp.train import train
@@ -222,9 +223,14 @@ def test_sigkill_then_resume_from_the_cli_with_a_loader_worker(tmp_path):
     assert not (run / "metrics.json").exists(), "the run finished before it could be killed"
     assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] == 0  # whole, and the safe loader reads it
 
-    resumed = subprocess.run([sys.executable, "train.py", f"resume={run}"], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # the resumed run in the background while the straight one trains here: a core each
+    resumed = Started([sys.executable, "train.py", f"resume={run}"], tmp_path / "resumed_process", cwd=ROOT, env=env)
     straight = tmp_path / "straight"
-    train(compose_cfg(overrides, straight, cache_dir=tmp_path / "cache"))
+    try:
+        train(compose_cfg(overrides, straight, cache_dir=tmp_path / "cache"))
+    except BaseException:
+        resumed.stop()
+        raise
+    result = resumed.result()
+    assert result.returncode == 0, result.stderr[-3000:]
     assert_same_run(straight, run, "val/acc", restart_step=240)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +13,8 @@ import pytest
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from conftest import CATEGORIES, EXTRACTION_FILLER, ROOT, compose_cfg, hidden_word_rows, metrics_of, write_table
+from conftest import (CATEGORIES, EXTRACTION_FILLER, ROOT, Started, compose_cfg, hidden_word_rows, metrics_of,
+                      write_table)
 from lit_nlp.predict import load_predictor
 from lit_nlp.train import train
 
@@ -62,6 +62,39 @@ def held_out(trained) -> list[dict]:
         if len(by_category[row["question"]]) < 2:
             by_category[row["question"]].append(row)
     return [r for group in by_category.values() for r in group]
+
+
+EXPORT_GENERATE = (
+    "import sys, json\n"
+    "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\n"
+    "tok = AutoTokenizer.from_pretrained(sys.argv[1])\n"
+    "model = AutoModelForSeq2SeqLM.from_pretrained(sys.argv[1]).eval()\n"
+    "enc = tok(json.loads(sys.argv[2]), return_tensors='pt', padding=True)\n"
+    "out = model.generate(**enc)\n"  # the saved generation_config: no settings passed here
+    "print(json.dumps([model.generation_config.num_beams, tok.batch_decode(out, skip_special_tokens=True)]))\n"
+    "assert 'lit_nlp' not in sys.modules\n"
+)
+
+
+@pytest.fixture(scope="module")
+def fresh_interpreters(trained, held_out, tmp_path_factory):
+    """The trained run read by new interpreters: predict.py from a file of the held-out rows
+    (with an id) to <its folder>/out.jsonl, and the export's generate() in plain transformers
+    (EXPORT_GENERATE); started together when the first test asks, so that they import on both
+    cores: name -> Started."""
+    run = trained[0]
+    folder = tmp_path_factory.mktemp("seq2seq_processes")
+    source = write_table([{"id": i, **r} for i, r in enumerate(held_out)], folder / "questions.jsonl")
+    sources = [QA_TEMPLATE.format(**r) for r in held_out]
+    started = {
+        "predict_cli": Started([sys.executable, "predict.py", f"model_path={run}", f"input={source}",
+                                f"output={folder / 'predict_cli' / 'out.jsonl'}"], folder / "predict_cli", cwd=ROOT),
+        "export_generate": Started([sys.executable, "-c", EXPORT_GENERATE, str(run / "export"), json.dumps(sources)],
+                                   folder / "export_generate"),
+    }
+    yield started
+    for process in started.values():
+        process.stop()
 
 
 # ----------------------------------------------------------------- learning and run summary
@@ -126,13 +159,11 @@ def test_predict_from_run_dir_last_ckpt_and_export(trained, held_out):
     assert [r["prediction"] for r in predictor.predict(sources)] == answers
 
 
-def test_predict_cli_file_in_file_out(trained, held_out, tmp_path):
-    run = trained[0]
-    rows = [{"id": i, **r} for i, r in enumerate(held_out)]
-    source = write_table(rows, tmp_path / "questions.jsonl")
-    output = tmp_path / "out.jsonl"
-    result = subprocess.run([sys.executable, "predict.py", f"model_path={run}", f"input={source}", f"output={output}"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+def test_predict_cli_file_in_file_out(held_out, fresh_interpreters):
+    process = fresh_interpreters["predict_cli"]
+    rows = [{"id": i, **r} for i, r in enumerate(held_out)]  # its input file
+    output = process.folder / "out.jsonl"
+    result = process.result(timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     written = [json.loads(line) for line in output.read_text().splitlines()]
     assert [r["id"] for r in written] == list(range(len(rows)))
@@ -140,24 +171,12 @@ def test_predict_cli_file_in_file_out(trained, held_out, tmp_path):
     assert [r["context"] for r in written] == [r["context"] for r in held_out]
 
 
-def test_export_runs_in_plain_transformers(trained, held_out):
+def test_export_runs_in_plain_transformers(trained, held_out, fresh_interpreters):
     export = trained[0] / "export"
     generation = json.loads((export / "generation_config.json").read_text())
     assert generation["max_new_tokens"] == 6  # ${data.max_target_length}
     assert generation["num_beams"] == NUM_BEAMS
-    code = (
-        "import sys, json\n"
-        "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\n"
-        "tok = AutoTokenizer.from_pretrained(sys.argv[1])\n"
-        "model = AutoModelForSeq2SeqLM.from_pretrained(sys.argv[1]).eval()\n"
-        "enc = tok(json.loads(sys.argv[2]), return_tensors='pt', padding=True)\n"
-        "out = model.generate(**enc)\n"  # the saved generation_config: no settings passed here
-        "print(json.dumps([model.generation_config.num_beams, tok.batch_decode(out, skip_special_tokens=True)]))\n"
-        "assert 'lit_nlp' not in sys.modules\n"
-    )
-    sources = [QA_TEMPLATE.format(**r) for r in held_out]
-    result = subprocess.run([sys.executable, "-c", code, str(export), json.dumps(sources)],
-                            capture_output=True, text=True, timeout=120)
+    result = fresh_interpreters["export_generate"].result(timeout=120)  # on the held-out rows' sources
     assert result.returncode == 0, result.stderr[-3000:]
     beams, texts = json.loads(result.stdout.strip().splitlines()[-1])
     assert beams == NUM_BEAMS

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import ROOT, metrics_of, run_cli, synthetic_rows, write_table
+from conftest import ROOT, Started, metrics_of, run_cli, synthetic_rows, write_table
 
 # 120 rows, 1 epoch of 6 batches: a job takes about a second once the process is up
 TINY = ["model=bert_tiny", "data=csv", "trainer.max_epochs=1", "data.max_length=32", "tokenizer.vocab_size=300",
@@ -38,8 +37,21 @@ def data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory, data) -> Path:
-    """A finished 2x2 grid sweep, shared by the tests that only read it (and resume it)."""
+def failing_sweep_cli(tmp_path_factory, data) -> tuple[Started, Path]:
+    """A real `python train.py -m` of two jobs, one of them failing (data.text_column=nope),
+    started in the background: (the process, its sweep dir)."""
+    root = tmp_path_factory.mktemp("failing_sweep")
+    started = Started([sys.executable, "train.py", *sweep_args(data, root / "sweep", root / "cache"),
+                       "data.text_column=nope,text"], root / "process", cwd=ROOT)
+    yield started, root / "sweep"
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory, data, failing_sweep_cli) -> Path:
+    """A finished 2x2 grid sweep, shared by the tests that only read it (and resume it). It
+    starts failing_sweep_cli first, whose interpreter then imports and trains on the other core
+    while this sweep trains here."""
     root = tmp_path_factory.mktemp("grid")
     run_cli(sweep_args(data, root / "sweep", root / "cache", "model.optimizer.lr=1e-5,3e-3",
                        "data.max_length=32,48"))
@@ -190,11 +202,10 @@ def test_resume_sweep_continues_an_unfinished_job_and_retries_a_failed_one(tmp_p
     assert (summary["status"] == "ok").all()
 
 
-def test_a_failed_job_is_recorded_and_the_sweep_goes_on(tmp_path, data):
+def test_a_failed_job_is_recorded_and_the_sweep_goes_on(failing_sweep_cli):
     """Through a real `python train.py -m`: exit 0, the failure reported and in the summary."""
-    sweep = tmp_path / "sweep"
-    result = subprocess.run([sys.executable, "train.py", *sweep_args(data, sweep, tmp_path / "cache"),
-                             "data.text_column=nope,text"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    process, sweep = failing_sweep_cli
+    result = process.result()
     assert result.returncode == 0, result.stderr[-3000:]
     assert "1 of 2 jobs failed" in result.stdout + result.stderr
     bad, good = job_dirs(sweep)

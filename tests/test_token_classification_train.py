@@ -119,6 +119,10 @@ def test_tiny_bert_learns_the_tags_and_every_word_is_scored_once(trained, files)
     settings = json.loads((run_dir / "export" / "lit_nlp.json").read_text())
     assert (settings["task"], settings["scheme"], settings["max_length"]) == ("token_classification", "BIOES",
                                                                               MAX_LENGTH)
+    card = (run_dir / "export" / "README.md").read_text()  # the model card, in the Hugging Face format
+    assert card.startswith("---\npipeline_tag: \"token-classification\"") or "pipeline_tag: \"token-classification\"" in card
+    assert "| train | " in card and "| 600 |" in card and "| test/f1 | 1.0000 |" in card
+    assert card.count("\n| 8 |") == 1 and "Validation, per epoch" in card  # 8 epochs, one row each
     config = json.loads((run_dir / "export" / "config.json").read_text())
     assert config["id2label"]["0"] == "O" and set(config["id2label"].values()) == {
         "O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import compose_cfg, run_cli, synthetic_csv, synthetic_rows, tiny_overrides, write_table  # noqa: F401
+from conftest import compose_cfg, run_cli, synthetic_rows, tiny_overrides, write_table
 from lit_nlp.errors import LitNlpError
 from lit_nlp.run_dir import flatten
 from lit_nlp.tracking import build_loggers, hparams

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
+import shutil
 import sys
 
 import pytest
 import torch
 
-from conftest import ROOT, compose_cfg, compose_resume, metrics_of, synthetic_rows, tiny_overrides, write_table
+from conftest import ROOT, Started, compose_cfg, compose_resume, metrics_of, synthetic_rows, tiny_overrides, write_table
 from lit_nlp.errors import LitNlpError
 from lit_nlp.run_dir import resume_argv
 from lit_nlp.train import train
@@ -30,11 +30,8 @@ def test_fast_dev_run(tmp_path, synthetic_csv, model):
     assert metrics["test/loss"] == pytest.approx(0.693, abs=0.05)
 
 
-def test_tiny_bert_learns_synthetic_task(tmp_path):
-    data = write_table(synthetic_rows(600, seed=1), tmp_path / "train.csv")
-    run = tmp_path / "run"
-    cfg = compose_cfg(tiny_overrides(data, epochs=4) + ["model.optimizer.lr=3e-3"], run)
-    best = train(cfg)
+def test_tiny_bert_learns_synthetic_task(trained_classifier):
+    run, best = trained_classifier  # 600 rows, 4 epochs at lr 3e-3 (conftest)
     assert best >= 0.95
     metrics = metrics_of(run)
     assert metrics["val/acc_best"] == pytest.approx(best)
@@ -51,12 +48,11 @@ def test_tiny_bert_learns_synthetic_task(tmp_path):
     assert (run / "export" / "lit_nlp.json").is_file()
 
 
-def test_tensorboard_holds_scalars_image_and_real_hparams(tmp_path, synthetic_csv):
+def test_tensorboard_holds_scalars_image_and_real_hparams(trained_classifier):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    run = tmp_path / "run"
-    train(compose_cfg(tiny_overrides(synthetic_csv, epochs=2) + ["trainer.log_every_n_steps=2"], run))
+    run = trained_classifier[0]  # 4 epochs of 30 steps, logged every 10 (trainer.log_every_n_steps)
     events = EventAccumulator(str(run / "tensorboard"), size_guidance={"tensors": 0, "scalars": 0, "images": 0})
     events.Reload()
     scalars = set(events.Tags()["scalars"])
@@ -74,28 +70,50 @@ def test_tensorboard_holds_scalars_image_and_real_hparams(tmp_path, synthetic_cs
     assert final == pytest.approx(metrics_of(run)["val/acc_best"], abs=1e-6)
 
 
-def test_export_loads_in_plain_transformers_pipeline(tmp_path, synthetic_csv):
-    run = tmp_path / "run"
-    train(compose_cfg(tiny_overrides(synthetic_csv, epochs=1), run))
-    code = (
-        "import sys, json; from transformers import pipeline; "
-        "clf = pipeline('text-classification', model=sys.argv[1]); "
-        "out = clf(['the film was superb', 'the plot was dreadful']); "
-        "print(json.dumps([o['label'] for o in out])); "
-        "assert 'lit_nlp' not in sys.modules"
-    )
-    result = subprocess.run([sys.executable, "-c", code, str(run / "export")],
-                            capture_output=True, text=True, timeout=120)
+PIPELINE = (
+    "import sys, json; from transformers import pipeline; "
+    "clf = pipeline('text-classification', model=sys.argv[1]); "
+    "out = clf(['the film was superb', 'the plot was dreadful']); "
+    "print(json.dumps([o['label'] for o in out])); "
+    "assert 'lit_nlp' not in sys.modules"
+)
+
+
+@pytest.fixture(scope="module")
+def fresh_interpreters(trained_classifier, tmp_path_factory):
+    """The two commands of this file that start a new interpreter: the trained export in
+    transformers.pipeline (PIPELINE), and train.py stopped by a constructor's error; started
+    together when the first test asks, so that they import on both cores: name -> Started."""
+    folder = tmp_path_factory.mktemp("train_processes")
+    data = write_table(synthetic_rows(400), folder / "synthetic.csv")
+    started = {
+        "pipeline": Started([sys.executable, "-c", PIPELINE, str(trained_classifier[0] / "export")],
+                            folder / "pipeline"),
+        "constructor_error": Started(
+            [sys.executable, "train.py", "model=bert_tiny", "data=csv", f"data.train_file={data}",
+             "model.finetune=partial", f"hydra.run.dir={folder / 'run'}", f"paths.cache_dir={folder / 'cache'}"],
+            folder / "constructor_error", cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}),
+    }
+    yield started
+    for process in started.values():
+        process.stop()
+
+
+def test_export_loads_in_plain_transformers_pipeline(fresh_interpreters):
+    result = fresh_interpreters["pipeline"].result(timeout=120)
     assert result.returncode == 0, result.stderr
     labels = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(labels) <= {"positive", "negative"}
+    # the label names come from the export's config, and the trained model (test acc 1.0) is right
+    assert labels == ["positive", "negative"]
 
 
-def test_fresh_run_refuses_a_dir_holding_a_run(tmp_path, synthetic_csv):
+def test_fresh_run_refuses_a_dir_holding_a_run(tmp_path, synthetic_csv, trained_classifier):
     run = tmp_path / "run"
-    train(compose_cfg(tiny_overrides(synthetic_csv) + ["debug=fast_dev_run"], run))
+    shutil.copytree(trained_classifier[0], run)  # a finished run, copied: the refusal must not touch it
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
     with pytest.raises(LitNlpError, match="already holds a run; continue it with resume="):
         train(compose_cfg(tiny_overrides(synthetic_csv) + ["debug=fast_dev_run"], run))
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before
 
 
 def test_a_run_stopped_before_its_first_checkpoint_is_not_a_dead_end(tmp_path, synthetic_csv):
@@ -173,15 +191,12 @@ def test_project_errors_raised_inside_hydra_instantiate_print_one_line(capsys):
     assert err == "error: data.label_checks must be error or warn, got 'maybe'\n"
 
 
-def test_cli_error_from_a_constructor_is_one_line(tmp_path, synthetic_csv):
-    proc = subprocess.run(
-        [sys.executable, "train.py", "model=bert_tiny", "data=csv", f"data.train_file={synthetic_csv}",
-         "model.finetune=partial", f"hydra.run.dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}"],
-        cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300)
+def test_cli_error_from_a_constructor_is_one_line(fresh_interpreters):
+    proc = fresh_interpreters["constructor_error"].result()  # train.py ... model.finetune=partial
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr and "full_key" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert errors == ["error: model.finetune='partial' is not one of full, freeze_embeddings, freeze_lower, head_only"]
+    assert errors == ["error: model.finetune='partial' is not one of full, freeze_embeddings, freeze_lower, head_only, lora"]
 
 
 def test_balanced_class_weights_from_the_cli_config_are_saved_with_the_model(tmp_path):

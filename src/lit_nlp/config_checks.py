@@ -51,7 +51,26 @@ def check_config(cfg: DictConfig) -> None:
         if value is not None and not test(value):
             problems.append(f"{key} must be {expected}, got {value!r}")
     problems.append(device_problem(cfg))
+    problems.extend(lora_problems_of(cfg))
     raise_if_any(problems, prefix="config: ")
+
+
+def lora_problems_of(cfg: DictConfig) -> list[str]:
+    """With model.finetune=lora: the model.lora keys out of range, and a sharded strategy (FSDP's
+    flat parameters and DeepSpeed's engine write checkpoints of their own, which the adapter-only
+    checkpoints of models/lora.py are not written for)."""
+    if OmegaConf.select(cfg, "model.finetune", default=None) != "lora":
+        return []
+    from lit_nlp.models.lora import lora_problems
+
+    lora = OmegaConf.select(cfg, "model.lora", default=None)
+    problems = lora_problems(OmegaConf.to_container(lora, resolve=True) if lora is not None else None)
+    strategy = OmegaConf.select(cfg, "trainer.strategy", default=None)
+    name = str(strategy.get("_target_", "") if isinstance(strategy, DictConfig) else strategy or "").lower()
+    if "fsdp" in name or "deepspeed" in name:
+        problems.append("model.finetune=lora trains on one device or under DDP (trainer=ddp, ddp_cpu); "
+                        "FSDP and DeepSpeed are not supported with it: use trainer=ddp")
+    return problems
 
 
 def device_problem(cfg: DictConfig) -> str | None:

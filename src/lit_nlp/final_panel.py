@@ -6,11 +6,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from lit_nlp.run_layout import CONFUSION_PNG, LEARNING_CURVES, export_dir
+from lit_nlp.run_layout import CONFUSION_PNG, LEARNING_CURVES, export_dir, last_checkpoint
 
 log = logging.getLogger(__name__)
 
 PLOTS = (LEARNING_CURVES, CONFUSION_PNG)
+
+
+def file_size(path) -> str:
+    """1.3 MB, 840 kB: what a checkpoint weighs (a LoRA run's hold what trains, not the base)."""
+    size = Path(path).stat().st_size
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
 
 
 def summary_rows(run_dir: Path, metrics: dict, monitor: str, best_path: str | None,
@@ -27,7 +33,13 @@ def summary_rows(run_dir: Path, metrics: dict, monitor: str, best_path: str | No
     best = metrics.get(f"{monitor}_best")
     if best is not None:
         rows.append(("best", f"{monitor} = {best:.4f}"))
-        rows.append(("checkpoint", short(best_path) if best_path else "none saved"))
+        checkpoint = short(best_path) if best_path else "none saved"
+        if best_path and Path(best_path).is_file():
+            checkpoint += f" ({file_size(best_path)})"
+        rows.append(("checkpoint", checkpoint))
+    last = last_checkpoint(run_dir)
+    if last.is_file():
+        rows.append(("last.ckpt", f"{short(last)} ({file_size(last)})"))
     tests = {k: v for k, v in metrics.items() if k.startswith("test/") and "/f1/" not in k and v is not None}
     if tests:
         rows.append(("test", "  ".join(f"{k[5:]}={v:.4f}" for k, v in sorted(tests.items()))))

@@ -64,8 +64,11 @@ def module_from_checkpoint(path: Path):
     if state is None or "hyper_parameters" not in ckpt:
         raise LitNlpError(f"{path} is not a lit_nlp checkpoint (no data module state)")
     task = _task(state["text_settings"], path)
-    # the LightningModule rebuilds the architecture from the checkpoint's hyperparameters
+    # the LightningModule rebuilds the architecture from the checkpoint's hyperparameters (a
+    # LoRA run's base from model.backbone.pretrained), and completes a checkpoint that holds only
+    # what trained with the frozen base weights, as Lightning's restore does
     module = get_class(task.module)(**ckpt["hyper_parameters"])
+    module.on_load_checkpoint(ckpt)
     module.load_state_dict(ckpt["state_dict"])
     return module, state
 

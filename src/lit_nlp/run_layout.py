@@ -6,6 +6,7 @@ trackers, the export and predict.py all find a run's files through these.
     <run dir>/checkpoints/last.ckpt the last epoch (or step); best-*.ckpt by the monitored metric
     <run dir>/export/lit_nlp.json   beside a plain Hugging Face folder: what predict needs
     <run dir>/export/onnx/          python -m lit_nlp.onnx: model.onnx, model.int8.onnx, parity.json
+    <run dir>/export/adapter/       model.finetune=lora: the adapter in peft's format
     <run dir>/tensorboard/          the TensorBoard log
 """
 
@@ -22,6 +23,7 @@ EXPORT_DIR = "export"
 SETTINGS_FILE = "lit_nlp.json"  # in the export folder
 ONNX_DIR = "onnx"  # in the export folder: model.onnx, model.int8.onnx, parity.json (python -m lit_nlp.onnx)
 ONNX_PARITY = "parity.json"  # in ONNX_DIR
+ADAPTER_DIR = "adapter"  # in the export folder, after a model.finetune=lora run
 TENSORBOARD_DIR = "tensorboard"
 CSV_DIR = "csv"
 LEARNING_CURVES = "learning_curves.png"

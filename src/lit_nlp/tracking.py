@@ -84,6 +84,8 @@ def hparams(cfg: DictConfig) -> dict[str, object]:
     patterns = list(cfg.get("hparams") or [])
     chosen = {k: v for k, v in flat.items()
               if any(fnmatch.fnmatchcase(k, p) for p in patterns) and not k.rsplit(".", 1)[-1].startswith("_")}
+    if flat.get("model.finetune") != "lora":  # model.lora is read by LoRA runs only: noise elsewhere
+        chosen = {k: v for k, v in chosen.items() if not k.startswith("model.lora.")}
     for key, value in _overridden_keys().items():
         chosen[key] = flat.get(key, value)  # a group choice (model=bert_tiny) is not a config key
     return {k: v if isinstance(v, (int, float, str, bool)) else str(v)

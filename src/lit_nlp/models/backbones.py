@@ -1,5 +1,6 @@
 """Building Hugging Face models (pretrained or random-init from a config) and freezing parts
-of them for the fine-tuning strategies. Plain functions, shared by both task modules."""
+of them for the fine-tuning strategies (LoRA: lit_nlp.models.lora). Plain functions, shared by
+the task modules."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from lit_nlp.errors import LitNlpError
 
 log = logging.getLogger(__name__)
 
-FINETUNE_STRATEGIES = ("full", "freeze_embeddings", "freeze_lower", "head_only")
+FREEZING_STRATEGIES = ("full", "freeze_embeddings", "freeze_lower", "head_only")
+FINETUNE_STRATEGIES = (*FREEZING_STRATEGIES, "lora")  # lora: adapters through peft (models/lora.py)
 
 
 def plain_config(value):
@@ -48,24 +50,30 @@ def _with_attention(build, attn_implementation: str | None):
 
 def build_hf_model(auto_class, pretrained: str | None = None, config: dict | None = None,
                    trust_remote_code: bool = False, attn_implementation: str | None = "sdpa",
-                   **config_kwargs) -> nn.Module:
+                   new_weights: set[str] | None = None, **config_kwargs) -> nn.Module:
     """`auto_class` (e.g. AutoModelForSequenceClassification) from `pretrained` (hub name or
     local folder), or random-init from `config` (a dict with `model_type` plus sizes).
     `config_kwargs` (num_labels, id2label, vocab_size, ...) go into the model config.
     `attn_implementation`: "sdpa" (PyTorch's fused scaled_dot_product_attention; BERT,
-    DistilBERT and T5 have it in transformers 5), "eager", or null for the library's choice."""
+    DistilBERT and T5 have it in transformers 5), "eager", or null for the library's choice.
+    `new_weights`: a set that receives the names of the weights from_pretrained initialized
+    because the pretrained checkpoint lacks them (a new task head)."""
     if pretrained and config:
         raise LitNlpError("set model.backbone.pretrained or model.backbone.config, not both")
     if pretrained:
         try:
-            return _with_attention(functools.partial(
-                auto_class.from_pretrained, pretrained, trust_remote_code=trust_remote_code, **config_kwargs
+            model, info = _with_attention(functools.partial(
+                auto_class.from_pretrained, pretrained, trust_remote_code=trust_remote_code,
+                output_loading_info=True, **config_kwargs
             ), attn_implementation)
         except OSError as err:
             raise LitNlpError(
                 f"cannot load model '{pretrained}' ({str(err).splitlines()[0]}); without hub access "
                 "use model=minilm (offline, pretrained) or model=bert_tiny (random init)"
             ) from None
+        if new_weights is not None:
+            new_weights.update(info["missing_keys"], (key for key, *_ in info["mismatched_keys"]))
+        return model
     if not config or "model_type" not in config:
         raise LitNlpError("model.backbone needs `pretrained` (name or folder) or `config` with a model_type")
     config = dict(config)
@@ -103,7 +111,7 @@ def apply_finetune_strategy(model: nn.Module, strategy: str, num_frozen_layers: 
     """Freeze parts of `model` (requires_grad=False) for the chosen strategy:
     full (nothing), freeze_embeddings, freeze_lower (embeddings + the lowest
     `num_frozen_layers` layers), head_only (the whole encoder: feature extraction)."""
-    if strategy not in FINETUNE_STRATEGIES:
+    if strategy not in FREEZING_STRATEGIES:
         raise LitNlpError(f"model.finetune={strategy!r} is not one of {', '.join(FINETUNE_STRATEGIES)}")
     encoder = encoder or model.base_model
     frozen: list[nn.Module] = []
@@ -142,26 +150,41 @@ def enable_gradient_checkpointing(model: nn.Module) -> None:
 
 def task_model(auto_class, backbone: dict, hf_config: dict | None, *, finetune: str, num_frozen_layers: int,
                gradient_checkpointing: bool, trust_remote_code: bool, attn_implementation: str | None,
-               facts: dict, random_init_facts: dict, encoder=None) -> tuple[nn.Module, dict]:
-    """A task module's Hugging Face model and its config dict: built from `backbone` (a hub
-    name or path, or a config for random init, which `random_init_facts` complete: vocabulary
-    and special ids from the tokenizer trained on the data) with the task's `facts` (labels), or
-    rebuilt from a checkpoint's saved `hf_config`; then frozen per `finetune` (`encoder`: which
-    part of the model the freezing strategies see, a function of the model; default its base
-    model), gradient-checkpointed if asked, and in train mode: from_pretrained returns eval mode
-    and Lightning keeps submodules' modes, so dropout would be off for the whole run."""
-    if hf_config is None:
+               facts: dict, random_init_facts: dict, encoder=None, lora: dict | None = None):
+    """A task module's Hugging Face model, its config dict and its LoRA adapter (None unless
+    `finetune` is lora): built from `backbone` (a hub name or path, or a config for random init,
+    which `random_init_facts` complete: vocabulary and special ids from the tokenizer trained on
+    the data) with the task's `facts` (labels), or rebuilt from a checkpoint's saved `hf_config`;
+    then frozen per `finetune` (`encoder`: which part of the model the freezing strategies see,
+    a function of the model; default its base model) or given LoRA adapters per `lora`
+    (lit_nlp.models.lora), gradient-checkpointed if asked, and in train mode: from_pretrained
+    returns eval mode and Lightning keeps submodules' modes, so dropout would be off for the
+    whole run.
+
+    LoRA on a pretrained base always loads `pretrained`, even when a checkpoint's `hf_config`
+    is given: its checkpoints hold the adapters and the head, not the frozen base weights."""
+    if finetune not in FINETUNE_STRATEGIES:
+        raise LitNlpError(f"model.finetune={finetune!r} is not one of {', '.join(FINETUNE_STRATEGIES)}")
+    pretrained = backbone.get("pretrained")
+    new_weights: set[str] = set()
+    if hf_config is None or (finetune == "lora" and pretrained):
         extra = {**facts, **(random_init_facts if backbone.get("config") else {})}
-        model = build_hf_model(auto_class, backbone.get("pretrained"), backbone.get("config"), trust_remote_code,
-                               attn_implementation, **extra)
+        model = build_hf_model(auto_class, pretrained, backbone.get("config"), trust_remote_code,
+                               attn_implementation, new_weights=new_weights, **extra)
         hf_config = model.config.to_dict()
     else:
         model = model_from_config_dict(auto_class, hf_config, attn_implementation)
-    apply_finetune_strategy(model, finetune, num_frozen_layers, encoder=encoder(model) if encoder else None)
+    adapter = None
+    if finetune == "lora":
+        from lit_nlp.models.lora import apply_lora
+
+        adapter = apply_lora(model, lora, base=pretrained or None, new_weights=new_weights if pretrained else None)
+    else:
+        apply_finetune_strategy(model, finetune, num_frozen_layers, encoder=encoder(model) if encoder else None)
     if gradient_checkpointing:
         enable_gradient_checkpointing(model)
     model.train()
-    return model, hf_config
+    return model, hf_config, adapter
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:

@@ -33,25 +33,29 @@ class TaskModule(L.LightningModule):
                     trust_remote_code: bool = False, gradient_checkpointing: bool = False,
                     attn_implementation: str | None = "sdpa", compile: bool | dict = False,
                     hf_config: dict | None = None, facts: dict | None = None, random_init_facts: dict | None = None,
-                    encoder=None, task_hparams: dict | None = None) -> None:
+                    encoder=None, task_hparams: dict | None = None, lora: dict | None = None) -> None:
         """The model keys every task's model config shares (conf/model/*.yaml: backbone ...
         hf_config; a task module takes them as `**model` and hands them on here) build
         `self.model` through `backbones.task_model`: `facts` are the task's (labels), and
         `random_init_facts` complete a random-init config beside the vocabulary size and pad id
         that the data module reports. The saved hyperparameters are these keys, then the task's
-        own (`task_hparams`), then the model's config (a checkpoint rebuilds it offline)."""
+        own (`task_hparams`), then the model's config (a checkpoint rebuilds it offline).
+        `finetune=lora` keeps the adapter as `self.lora` (models/lora.py): checkpoints then hold
+        what trains, and the base is rebuilt from `backbone.pretrained` when one is loaded."""
         backbone, optimizer, scheduler = plain_config(backbone), plain_config(optimizer), plain_config(scheduler)
-        self.model, hf_config = task_model(
+        lora = plain_config(lora) if finetune == "lora" else None
+        self.model, hf_config, self.lora = task_model(
             auto_class, backbone, hf_config, finetune=finetune, num_frozen_layers=num_frozen_layers,
             gradient_checkpointing=gradient_checkpointing, trust_remote_code=trust_remote_code,
             attn_implementation=attn_implementation, facts=facts or {},
             random_init_facts={"vocab_size": vocab_size, "pad_token_id": pad_token_id, **(random_init_facts or {})},
-            encoder=encoder)
+            encoder=encoder, lora=lora)
         self.save_hyperparameters({
             "backbone": backbone, "optimizer": optimizer, "scheduler": scheduler, "finetune": finetune,
             "num_frozen_layers": num_frozen_layers, "vocab_size": vocab_size, "pad_token_id": pad_token_id,
             "trust_remote_code": trust_remote_code, "gradient_checkpointing": gradient_checkpointing,
-            "attn_implementation": attn_implementation, "compile": plain_config(compile), **(task_hparams or {}),
+            "attn_implementation": attn_implementation, "compile": plain_config(compile),
+            "lora": self.lora.settings if self.lora else None, **(task_hparams or {}),
             "hf_config": json_safe_config(hf_config)})
 
     def eval_step(self, batch: dict, batch_idx: int, stage: str) -> None:
@@ -75,6 +79,15 @@ class TaskModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.eval_epoch_end("test")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.lora is not None:
+            self.lora.strip_checkpoint(checkpoint, self)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Also called by predict.py before it loads a checkpoint's state dict."""
+        if self.lora is not None:
+            self.lora.complete_checkpoint(checkpoint, self)
 
     def configure_model(self) -> None:
         # here rather than in __init__: Lightning calls this in fit/validate/test (once the
