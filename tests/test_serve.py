@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import random
 import re
@@ -450,3 +451,22 @@ def test_bench_suite_serve_options(trained_classifier, tmp_path):
     from lit_nlp.bench.serving import dev_sentences
 
     assert dev_sentences(opts, ["negative", "positive"])[:2] == (["a superb film"], ["positive"])
+
+
+def test_only_the_monitor_losing_the_stopped_manager_is_silenced(caplog):
+    """The monitor thread's broken connection to LitServe's manager process, once a shutdown has
+    stopped that process, is not logged as a crash (the race the SIGTERM tests above can hit);
+    any other error of the monitor still is."""
+    from lit_nlp.serve.server import ignore_monitor_after_shutdown
+
+    litserve_log = logging.getLogger("litserve.server")  # the logger LitServe's monitor writes to
+    litserve_log.addFilter(ignore_monitor_after_shutdown)
+    try:
+        for error in (BrokenPipeError(32, "Broken pipe"), EOFError(), ValueError("a real bug")):
+            try:
+                raise error
+            except Exception:  # noqa: BLE001
+                litserve_log.exception("Monitoring worker crashed")
+    finally:
+        litserve_log.removeFilter(ignore_monitor_after_shutdown)
+    assert [r.exc_info[0] for r in caplog.records if r.name == "litserve.server"] == [ValueError]

@@ -171,9 +171,22 @@ def main(argv: list[str]) -> None:
     print("serve: stopped", file=sys.stderr, flush=True)
 
 
+def ignore_monitor_after_shutdown(record: logging.LogRecord) -> bool:
+    """LitServe's worker-monitor thread sleeps 2 s between checks; when it wakes while the
+    shutdown is stopping the manager process (or after), its next question to that process
+    fails with a broken connection and it logs "Monitoring worker crashed" with a traceback.
+    Only that record is dropped: a connection error means the manager is gone, which happens
+    at the end of a shutdown; any other error of the monitor is still logged."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not (record.getMessage().startswith("Monitoring worker crashed")
+                and isinstance(error, (ConnectionError, EOFError)))
+
+
 def run(server, opts: dict) -> None:
     """LitServer.run on the given host (its default is 0.0.0.0) without writing a client.py,
     and a worker that fails to load as one line (its traceback is above it)."""
+    # LitServe logs through litserve.server; a filter on a parent logger would not see its records
+    logging.getLogger("litserve.server").addFilter(ignore_monitor_after_shutdown)
     try:
         server.run(host=opts["host"], port=opts["port"], log_level=opts["log_level"], generate_client_file=False)
     except KeyboardInterrupt:
@@ -184,7 +197,3 @@ def run(server, opts: dict) -> None:
         for worker in getattr(server, "inference_workers", []):
             worker.terminate()
         raise LitNlpError("the model worker failed to start (its error is above); check device= and backend=") from None
-    finally:
-        # stopped: LitServe's worker-monitor thread, asleep for up to 2 s, may still wake up and
-        # ask the manager process just shut down, and log that as a crash
-        logging.getLogger("litserve").setLevel(logging.CRITICAL + 1)
