@@ -24,7 +24,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # this environment): width-64 models gain nothing from a second thread (a tiny-BERT step of 32 x
 # 32 tokens: 16.5 ms on one, 17.5 ms on two, idle machine), while on the shared 2-core machine two
 # threads spin on each other (0.3-0.7 s a step while another job held a core); and the second
-# core is left to a subprocess that a test starts beside pytest (conftest.Started)
+# core is left to a subprocess that a test starts beside pytest (conftest.Started). Set before
+# anything imports torch: tests compare runs in this process with runs in subprocesses bit for
+# bit, and another thread count sums in another order
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,6 +105,57 @@ def hidden_word_rows(n: int, seed: int, filler_words: tuple[int, int]) -> list[d
     return rows
 
 
+# token classification: people, places and companies among filler words
+FIRST = ["john", "mary", "alice", "bob", "carol", "dave", "emma", "frank"]
+LAST = ["smith", "jones", "brown", "white", "green", "black"]
+CITIES = [["paris"], ["berlin"], ["tokyo"], ["rome"], ["new", "york"], ["san", "diego"], ["hong", "kong"]]
+COMPANIES = ["acme", "globex", "initech", "umbrella", "hooli"]
+NER_FILLER = ["the", "a", "met", "visited", "in", "and", "today", "with", "works", "for", "said", "went", "to",
+              "from", "yesterday", "lives", "near", "big", "old", "quiet", "office", "river", "team", "city", "again"]
+
+
+def tagged_sentence(rng: random.Random, long: bool) -> tuple[list[str], list[tuple[str, int, int]]]:
+    """Words and (type, start, end) entities: person (first [last]), location (one or two
+    words), organisation (name [corp]) among filler words, entities of one type sometimes side by
+    side; 20-30 words (several windows of 24 sub-tokens) when `long`."""
+    words, spans = [], []
+    target = rng.randint(20, 30) if long else rng.randint(4, 12)
+    while len(words) < target:
+        kind = rng.choice(["O", "O", "O", "PER", "LOC", "ORG"])
+        if kind == "O":
+            words.append(rng.choice(NER_FILLER))
+            continue
+        if kind == "PER":
+            entity = [rng.choice(FIRST)] + ([rng.choice(LAST)] if rng.random() < 0.6 else [])
+        elif kind == "LOC":
+            entity = list(rng.choice(CITIES))
+        else:
+            entity = [rng.choice(COMPANIES)] + (["corp"] if rng.random() < 0.4 else [])
+        spans.append((kind, len(words), len(words) + len(entity)))
+        words.extend(entity)
+    return words, spans
+
+
+def tagged_sentences(n: int, seed: int) -> list[tuple[list[str], list[tuple[str, int, int]]]]:
+    rng = random.Random(seed)
+    return [tagged_sentence(rng, long=i % 5 == 0) for i in range(n)]
+
+
+def write_conll(items, path: Path, scheme: str = "BIOES", docs: int = 4) -> Path:
+    """CoNLL as CoNLL-2003 writes it: token, a POS-like column, the tag (tab-separated), a
+    blank line after each sentence, `docs` documents opened by -DOCSTART- lines."""
+    from lit_nlp.data.tag_schemes import tags_from_entities
+
+    lines, per_doc = [], -(-len(items) // docs)
+    for i, (words, spans) in enumerate(items):
+        if i % per_doc == 0:
+            lines += ["-DOCSTART-\t-X-\tO", ""]
+        tags = tags_from_entities(spans, len(words), scheme)
+        lines += [f"{word}\tX\t{tag}" for word, tag in zip(words, tags)] + [""]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def write_table(rows: list[dict], path: Path) -> Path:
     frame = pd.DataFrame(rows)
     path = Path(path)
@@ -159,6 +212,95 @@ def one_line(err) -> str:
 def tiny_overrides(train_file: Path, model: str = "bert_tiny", epochs: int = 1) -> list[str]:
     return [f"model={model}", "data=csv", f"data.train_file={train_file}", f"trainer.max_epochs={epochs}",
             "data.batch_size=16", "data.max_length=32", "tokenizer.vocab_size=300"]
+
+
+# resume: a crash at a chosen batch, and two runs compared as a user reads them; the runs log
+# every step, so the training losses after the restart can be compared one by one
+COMPARABLE_RUN = ["trainer.deterministic=true", "trainer.log_every_n_steps=1"]
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_at(monkeypatch, epoch: int, batch: int) -> None:
+    """Make the next run raise as it starts training batch `batch` of epoch `epoch` (a crash
+    loses what the last checkpoint does not hold, as a kill does). Through the Throughput
+    callback, which every run has and which does nothing at a batch's start."""
+
+    def crashing(self, trainer, pl_module, batch_data, batch_idx):
+        if (trainer.current_epoch, batch_idx) == (epoch, batch):
+            raise Crash
+
+    from lit_nlp.callbacks import Throughput
+
+    monkeypatch.setattr(Throughput, "on_train_batch_start", crashing)
+
+
+def scalars(run: Path, tag: str) -> dict[int, float]:
+    """step -> value of one TensorBoard scalar, over every events file of the run (a resumed run
+    adds its own); a step logged twice (before a crash and again after the restart) keeps the
+    later value, which is what the resumed run trained with."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out: dict[int, float] = {}
+    files = sorted((run / "tensorboard").glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime)
+    for path in files:
+        events = EventAccumulator(str(path), size_guidance={"scalars": 0})
+        events.Reload()
+        if tag in events.Tags()["scalars"]:
+            out.update({e.step: e.value for e in events.Scalars(tag)})
+    return out
+
+
+def weights(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def assert_same_run(straight: Path, resumed: Path, monitor: str, restart_step: int) -> None:
+    """Everything a user reads from the two runs agrees, exactly (deterministic CPU runs)."""
+    a, b = metrics_of(straight), metrics_of(resumed)
+    for key in sorted(set(a) | set(b)):
+        if key.startswith("train/seconds") or key == "train/samples_per_sec":
+            continue  # wall time
+        assert b.get(key) == a.get(key), key
+    # every epoch's validation, and every training loss from the restart on
+    assert scalars(resumed, monitor) == scalars(straight, monitor)
+    losses_a, losses_b = scalars(straight, "train/loss_step"), scalars(resumed, "train/loss_step")
+    after = {s: v for s, v in losses_a.items() if s >= restart_step}
+    assert after and {s: losses_b.get(s) for s in after} == after
+    import torch
+
+    wa, wb = weights(straight / "checkpoints" / "last.ckpt"), weights(resumed / "checkpoints" / "last.ckpt")
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert torch.equal(wa[name], wb[name]), name
+
+
+# LoRA: a pretrained base to adapt, built offline
+def save_bert_base(folder: Path, vocab_size: int, seed: int = 0) -> Path:
+    """A random-init BERT encoder saved as a hub encoder ships (no task head)."""
+    # width 64, 2 layers, feed-forward 512: about 190k parameters (760 kB of float32), so that
+    # the checkpoint of the 8k adapter and head parameters is far below it
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    BertModel(BertConfig(vocab_size=vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=512, max_position_embeddings=64)).save_pretrained(folder)
+    return folder
+
+
+def pretrained_tiny_bert(folder: Path, texts: list[str], vocab_size: int = 300) -> Path:
+    """A "pretrained" base for model=minilm's config (LoRA needs one): save_bert_base's encoder
+    and a WordPiece tokenizer trained on `texts`, in one folder."""
+    from lit_nlp.data.tokenizers import WordPieceTokenizer
+
+    tokenizer = WordPieceTokenizer(vocab_size=vocab_size).build(texts)
+    tokenizer.save_pretrained(folder)
+    return save_bert_base(folder, len(tokenizer))
 
 
 class Started:

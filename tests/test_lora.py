@@ -21,15 +21,14 @@ from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    BertConfig,
-    BertModel,
     T5Config,
     T5ForConditionalGeneration,
 )
 
-from conftest import CONF_DIR, ROOT, compose_cfg, compose_resume, metrics_of, one_line, synthetic_rows, write_table
+from conftest import (COMPARABLE_RUN, CONF_DIR, ROOT, Crash, assert_same_run, compose_cfg, compose_resume, crash_at,
+                      metrics_of, one_line, pretrained_tiny_bert, save_bert_base, scalars, synthetic_rows,
+                      write_table)
 from lit_nlp.config_checks import check_config
-from lit_nlp.data.tokenizers import WordPieceTokenizer
 from lit_nlp.errors import LitNlpError
 from lit_nlp.models.classification import ClassificationModule
 from lit_nlp.models.extractive_qa import ExtractiveQAModule
@@ -40,7 +39,6 @@ from lit_nlp.predict import find_checkpoint, load_predictor
 from lit_nlp.tracking import hparams
 from lit_nlp.train import train
 from models.test_classification_module import make_module
-from test_resume import COMMON, Crash, assert_same_run, crash_at, scalars
 
 TEXTS = ["the film was superb", "a tedious and clumsy plot with the cast", "music scenes quite moving and charming"]
 
@@ -48,15 +46,6 @@ TEXTS = ["the film was superb", "a tedious and clumsy plot with the cast", "musi
 def adapter_or_head(key: str) -> bool:
     """A state-dict key of what LoRA trains: an adapter matrix or the trained copy of the head."""
     return ".lora_" in key or ".modules_to_save." in key
-
-
-def save_bert_base(folder: Path, vocab_size: int, seed: int = 0) -> Path:
-    # width 64, 2 layers, feed-forward 512: about 190k parameters (760 kB of float32), so that
-    # the checkpoint of the 8k adapter and head parameters is far below it
-    torch.manual_seed(seed)
-    BertModel(BertConfig(vocab_size=vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=512, max_position_embeddings=64)).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +57,7 @@ def data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def base(tmp_path_factory, data) -> Path:
     """The "pretrained" BERT encoder and its tokenizer, in one folder."""
-    folder = tmp_path_factory.mktemp("bert_base")
-    tokenizer = WordPieceTokenizer(vocab_size=300).build(row["text"] for row in synthetic_rows(300, seed=2))
-    tokenizer.save_pretrained(folder)
-    return save_bert_base(folder, len(tokenizer))
+    return pretrained_tiny_bert(tmp_path_factory.mktemp("bert_base"), [r["text"] for r in synthetic_rows(300, seed=2)])
 
 
 def lora_overrides(data: Path, base: Path) -> list[str]:
@@ -85,7 +71,7 @@ def lora_overrides(data: Path, base: Path) -> list[str]:
 def lora_run(tmp_path_factory, data, base) -> tuple[list[str], Path, Path]:
     """One 3-epoch LoRA run, shared by the tests that only read it: (overrides, run dir, cache)."""
     tmp = tmp_path_factory.mktemp("lora_run")
-    common = [*lora_overrides(data, base), *COMMON, "trainer.max_epochs=3"]
+    common = [*lora_overrides(data, base), *COMPARABLE_RUN, "trainer.max_epochs=3"]
     train(compose_cfg(common, tmp / "straight", cache_dir=tmp / "cache"))
     return common, tmp / "straight", tmp / "cache"
 

@@ -17,14 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import (ROOT, Started, compose_cfg, compose_resume, hidden_word_rows, metrics_of, synthetic_rows,
-                      write_table)
-from lit_nlp.callbacks import Throughput
+from conftest import (COMPARABLE_RUN, ROOT, Crash, Started, assert_same_run, compose_cfg, compose_resume, crash_at,
+                      hidden_word_rows, metrics_of, pretrained_tiny_bert, scalars, synthetic_rows, tagged_sentences,
+                      write_conll, write_table)
 from lit_nlp.errors import LitNlpError
 from lit_nlp.train import train
-
-# log every step, so the training losses after the restart can be compared one by one
-COMMON = ["trainer.deterministic=true", "trainer.log_every_n_steps=1"]
 
 
 def classification(tmp: Path) -> list[str]:
@@ -54,61 +51,15 @@ def extractive_qa(tmp: Path) -> list[str]:
             "model.optimizer.lr=3e-3"]
 
 
-TASKS = {"classification": classification, "seq2seq": seq2seq, "extractive_qa": extractive_qa}
+def token_classification(tmp: Path) -> list[str]:
+    # 240 training sentences (30 more carved for validation, 30 for test), every fifth longer than a window
+    data = write_conll(tagged_sentences(300, seed=9), tmp / "train.conll")
+    return ["model=bert_tiny_ner", "data=conll", f"data.train_file={data}", "data.max_length=24", "data.stride=6",
+            "data.batch_size=16", "tokenizer.vocab_size=200", "model.optimizer.lr=1e-3"]
 
 
-class Crash(Exception):
-    pass
-
-
-def crash_at(monkeypatch, epoch: int, batch: int) -> None:
-    """Make the next run raise as it starts training batch `batch` of epoch `epoch` (a crash
-    loses what the last checkpoint does not hold, as a kill does). Through the Throughput
-    callback, which every run has and which does nothing at a batch's start."""
-
-    def crashing(self, trainer, pl_module, batch_data, batch_idx):
-        if (trainer.current_epoch, batch_idx) == (epoch, batch):
-            raise Crash
-
-    monkeypatch.setattr(Throughput, "on_train_batch_start", crashing)
-
-
-def scalars(run: Path, tag: str) -> dict[int, float]:
-    """step -> value of one TensorBoard scalar, over every events file of the run (a resumed run
-    adds its own); a step logged twice (before a crash and again after the restart) keeps the
-    later value, which is what the resumed run trained with."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    out: dict[int, float] = {}
-    files = sorted((run / "tensorboard").glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime)
-    for path in files:
-        events = EventAccumulator(str(path), size_guidance={"scalars": 0})
-        events.Reload()
-        if tag in events.Tags()["scalars"]:
-            out.update({e.step: e.value for e in events.Scalars(tag)})
-    return out
-
-
-def weights(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-
-
-def assert_same_run(straight: Path, resumed: Path, monitor: str, restart_step: int) -> None:
-    """Everything a user reads from the two runs agrees, exactly (deterministic CPU runs)."""
-    a, b = metrics_of(straight), metrics_of(resumed)
-    for key in sorted(set(a) | set(b)):
-        if key.startswith("train/seconds") or key == "train/samples_per_sec":
-            continue  # wall time
-        assert b.get(key) == a.get(key), key
-    # every epoch's validation, and every training loss from the restart on
-    assert scalars(resumed, monitor) == scalars(straight, monitor)
-    losses_a, losses_b = scalars(straight, "train/loss_step"), scalars(resumed, "train/loss_step")
-    after = {s: v for s, v in losses_a.items() if s >= restart_step}
-    assert after and {s: losses_b.get(s) for s in after} == after
-    wa, wb = weights(straight / "checkpoints" / "last.ckpt"), weights(resumed / "checkpoints" / "last.ckpt")
-    assert wa.keys() == wb.keys()
-    for name in wa:
-        assert torch.equal(wa[name], wb[name]), name
+TASKS = {"classification": classification, "seq2seq": seq2seq, "extractive_qa": extractive_qa,
+         "token_classification": token_classification}
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +71,7 @@ def straight_runs(tmp_path_factory):
     def straight(task: str) -> tuple[list[str], Path, Path]:
         if task not in runs:
             tmp = tmp_path_factory.mktemp(task)
-            common = TASKS[task](tmp) + COMMON + ["trainer.max_epochs=3"]
+            common = TASKS[task](tmp) + COMPARABLE_RUN + ["trainer.max_epochs=3"]
             train(compose_cfg(common, tmp / "straight", cache_dir=tmp / "cache"))
             runs[task] = (common, tmp / "straight", tmp / "cache")
         return runs[task]
@@ -171,7 +122,7 @@ def test_sixteen_mixed_resumes_its_grad_scaler(tmp_path, monkeypatch):
     """16-mixed on the CPU (real fp16 with a GradScaler, lit_nlp.mixed_precision): the scaler's
     scale and growth tracker travel in the checkpoint, so the resumed run scales its losses as
     the straight one does."""
-    common = classification(tmp_path) + COMMON + ["trainer.max_epochs=2", "trainer.precision=16-mixed"]
+    common = classification(tmp_path) + COMPARABLE_RUN + ["trainer.max_epochs=2", "trainer.precision=16-mixed"]
     straight, run = tmp_path / "straight", tmp_path / "crashed"
     train(compose_cfg(common, straight))
     crash_at(monkeypatch, epoch=1, batch=0)
@@ -197,15 +148,22 @@ def test_last_ckpt_is_the_last_epoch_when_the_metric_stops_improving(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_from_the_cli_with_a_loader_worker(tmp_path):
+@pytest.mark.parametrize("finetune", ["full", "lora"])
+def test_sigkill_then_resume_from_the_cli_with_a_loader_worker(finetune, tmp_path):
     """The README's procedure: kill -9 during epoch 2, then `train.py resume=<dir>` ends as the
     run that never stopped. With data.num_workers=1, as a GPU machine loads: the worker fills
     its queue as soon as the resumed run builds the loader, before Lightning sets the epoch, and
-    used to replay epoch 1's batches."""
-    data = write_table(synthetic_rows(1200, seed=3), tmp_path / "train.csv")
-    overrides = ["model=bert_tiny", "data=csv", f"data.train_file={data}", "data.batch_size=4", "data.max_length=32",
-                 "tokenizer.vocab_size=300", "model.optimizer.lr=3e-3", "trainer.max_epochs=2", "data.num_workers=1",
-                 *COMMON]
+    used to replay epoch 1's batches. With LoRA the checkpoint holds only the adapters and the
+    head: the resumed process rebuilds the base from its folder."""
+    rows = synthetic_rows(1200, seed=3)
+    data = write_table(rows, tmp_path / "train.csv")
+    if finetune == "full":
+        model = ["model=bert_tiny", "tokenizer.vocab_size=300", "model.optimizer.lr=3e-3"]
+    else:  # model=minilm's config on a tiny "pretrained" base (tests/test_lora.py)
+        base = pretrained_tiny_bert(tmp_path / "base", [r["text"] for r in rows])
+        model = ["model=minilm", f"model.backbone.pretrained={base}", "model.finetune=lora", "model.optimizer.lr=1e-2"]
+    overrides = [*model, "data=csv", f"data.train_file={data}", "data.batch_size=4", "data.max_length=32",
+                 "trainer.max_epochs=2", "data.num_workers=1", *COMPARABLE_RUN]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     run = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "train.py", *overrides, "trainer.accelerator=cpu",

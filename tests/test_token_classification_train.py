@@ -9,67 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, compose_cfg, metrics_of, one_line
-from lit_nlp.data.tag_schemes import convert, tags_from_entities
+from conftest import ROOT, compose_cfg, metrics_of, one_line, tagged_sentences, write_conll
+from lit_nlp.data.tag_schemes import convert
 from lit_nlp.predict import load_predictor, run
 from lit_nlp.train import train
 
 MAX_LENGTH, STRIDE = 24, 6
-FIRST = ["john", "mary", "alice", "bob", "carol", "dave", "emma", "frank"]
-LAST = ["smith", "jones", "brown", "white", "green", "black"]
-CITIES = [["paris"], ["berlin"], ["tokyo"], ["rome"], ["new", "york"], ["san", "diego"], ["hong", "kong"]]
-COMPANIES = ["acme", "globex", "initech", "umbrella", "hooli"]
-FILLER = ["the", "a", "met", "visited", "in", "and", "today", "with", "works", "for", "said", "went", "to", "from",
-          "yesterday", "lives", "near", "big", "old", "quiet", "office", "river", "team", "city", "again"]
-
-
-def tagged_sentence(rng: random.Random, long: bool) -> tuple[list[str], list[tuple[str, int, int]]]:
-    """Words and (type, start, end) entities: person (first [last]), location (one or two
-    words), organisation (name [corp]) among filler words, entities of one type sometimes side by
-    side; 20-30 words (several windows of 24 sub-tokens) when `long`."""
-    words, spans = [], []
-    target = rng.randint(20, 30) if long else rng.randint(4, 12)
-    while len(words) < target:
-        kind = rng.choice(["O", "O", "O", "PER", "LOC", "ORG"])
-        if kind == "O":
-            words.append(rng.choice(FILLER))
-            continue
-        if kind == "PER":
-            entity = [rng.choice(FIRST)] + ([rng.choice(LAST)] if rng.random() < 0.6 else [])
-        elif kind == "LOC":
-            entity = list(rng.choice(CITIES))
-        else:
-            entity = [rng.choice(COMPANIES)] + (["corp"] if rng.random() < 0.4 else [])
-        spans.append((kind, len(words), len(words) + len(entity)))
-        words.extend(entity)
-    return words, spans
-
-
-def sentences(n: int, seed: int) -> list[tuple[list[str], list[tuple[str, int, int]]]]:
-    rng = random.Random(seed)
-    return [tagged_sentence(rng, long=i % 5 == 0) for i in range(n)]
-
-
-def write_conll(items, path: Path, scheme: str = "BIOES", docs: int = 4) -> Path:
-    """CoNLL as CoNLL-2003 writes it: token, a POS-like column, the tag (tab-separated), a
-    blank line after each sentence, `docs` documents opened by -DOCSTART- lines."""
-    lines, per_doc = [], -(-len(items) // docs)
-    for i, (words, spans) in enumerate(items):
-        if i % per_doc == 0:
-            lines += ["-DOCSTART-\t-X-\tO", ""]
-        tags = tags_from_entities(spans, len(words), scheme)
-        lines += [f"{word}\tX\t{tag}" for word, tag in zip(words, tags)] + [""]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def ner_overrides(train_file: Path, test_file: Path) -> list[str]:
     return ["model=bert_tiny_ner", "data=conll", f"data.train_file={train_file}", f"data.test_file={test_file}",
             f"data.max_length={MAX_LENGTH}", f"data.stride={STRIDE}", "data.batch_size=32",
@@ -79,7 +30,8 @@ def ner_overrides(train_file: Path, test_file: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ner_data")
-    return write_conll(sentences(600, seed=0), tmp / "train.conll"), write_conll(sentences(80, seed=1), tmp / "test.conll")
+    return (write_conll(tagged_sentences(600, seed=0), tmp / "train.conll"),
+            write_conll(tagged_sentences(80, seed=1), tmp / "test.conll"))
 
 
 @pytest.fixture(scope="module")
@@ -151,14 +103,14 @@ def test_predict_from_run_dir_ckpt_and_export_agree(trained, tmp_path):
     from lit_nlp.predict import find_checkpoint
 
     run_dir, _ = trained
-    texts = ["  " + " ".join(words) + " " for words, _ in sentences(12, seed=7)]  # offsets count the spaces
+    texts = ["  " + " ".join(words) + " " for words, _ in tagged_sentences(12, seed=7)]  # offsets count the spaces
     rows = [{"text": t} for t in texts]
     results = [load_predictor(path, device="cpu").predict_rows(rows, batch_size=4)
                for path in (run_dir, find_checkpoint(run_dir), run_dir / "export", run_dir / "checkpoints" / "last.ckpt")]
     assert results[0] == results[1] == results[2]
     assert [[(e["type"], e["start"], e["end"]) for e in row["entities"]] for row in results[3]] == [
         [(e["type"], e["start"], e["end"]) for e in row["entities"]] for row in results[0]]
-    for (words, spans), row in zip(sentences(12, seed=7), results[0]):
+    for (words, spans), row in zip(tagged_sentences(12, seed=7), results[0]):
         assert [(e["type"], row["text"][e["start"]:e["end"]]) for e in row["entities"]] == [
             (kind, " ".join(words[a:b])) for kind, a, b in spans]
         assert all(e["text"] == row["text"][e["start"]:e["end"]] and 0.2 < e["score"] <= 1 for e in row["entities"])
@@ -181,7 +133,7 @@ def test_pipeline_agrees_with_predict(trained):
     from transformers import pipeline
 
     run_dir, _ = trained
-    texts = [" ".join(words) for words, _ in sentences(20, seed=11)]
+    texts = [" ".join(words) for words, _ in tagged_sentences(20, seed=11)]
     ours = load_predictor(run_dir / "export", device="cpu").predict_rows([{"text": t} for t in texts])
     tagger = pipeline("token-classification", model=str(run_dir / "export"), aggregation_strategy="first",
                       stride=STRIDE, device="cpu")
