@@ -18,7 +18,7 @@ from transformers import (
 
 from conftest import compose_cfg, metrics_of, one_line, tiny_overrides
 from lit_nlp.errors import LitNlpError
-from lit_nlp.onnx.export import export_onnx, quantize
+from lit_nlp.onnx.export import export_onnx, fuse, quantize
 from lit_nlp.onnx.runtime import OnnxModel
 from lit_nlp.predict import load_predictor, run
 from lit_nlp.train import train
@@ -33,8 +33,8 @@ TASK_MODELS = {"classification": (AutoModelForSequenceClassification, ("logits",
 @pytest.mark.parametrize("task, model_type", [("classification", "bert"), ("token_classification", "bert"),
                                               ("extractive_qa", "distilbert")])
 def test_each_task_exports_and_runs_as_torch(tmp_path, task, model_type):
-    """Batch and length other than the export's example, padding inside: fp32 ONNX equals torch
-    to 1e-5, int8 stays close and keeps most predictions (random weights: small margins)."""
+    """Batch and length other than the export's example, padding inside: fp32 ONNX, its
+    operators fused, equals torch to 1e-5, int8 stays close and keeps most predictions (random weights: small margins)."""
     auto, outputs = TASK_MODELS[task]
     sizes = TINY if model_type == "bert" else {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64,
                                                "vocab_size": 100, "max_position_embeddings": 64}
@@ -42,6 +42,10 @@ def test_each_task_exports_and_runs_as_torch(tmp_path, task, model_type):
     labels = 2 if task == "extractive_qa" else 5  # QA heads: start and end
     model = auto.from_config(AutoConfig.for_model(model_type, num_labels=labels, **sizes)).eval()
     path = export_onnx(model, task, tmp_path, max_length=64)
+    # ONNX Runtime's fusions, checked by the comparison below: a SkipLayerNormalization per
+    # residual (2 per layer) and a BiasGelu per feed-forward
+    fused = fuse(path, model.config)
+    assert (fused.get("SkipLayerNormalization"), fused.get("BiasGelu")) == (4, 2), fused
     ids = torch.randint(5, 100, (3, 13))
     mask = torch.ones_like(ids)
     mask[1, 9:] = 0

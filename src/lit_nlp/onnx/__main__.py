@@ -27,7 +27,7 @@ def main(argv: list[str]) -> dict:
     from hydra.utils import get_class
 
     from lit_nlp.onnx import check_task, require_onnx
-    from lit_nlp.onnx.export import export_onnx, quantize
+    from lit_nlp.onnx.export import export_onnx, fuse, quantize
     from lit_nlp.onnx.parity import compare, run_datamodule, test_metrics
     from lit_nlp.onnx.runtime import OnnxModel
     from lit_nlp.predict import find_checkpoint, module_from_checkpoint
@@ -48,6 +48,7 @@ def main(argv: list[str]) -> dict:
     folder = export / ONNX_DIR
     model = get_class(TASKS[task].auto_model).from_pretrained(export).eval()
     fp32 = export_onnx(model, task, folder, max_length=settings.get("max_length", 512))
+    fuse(fp32, model.config)
     int8 = quantize(fp32)
     print(f"wrote {fp32} and {int8}", file=sys.stderr)
     if run_dir is None:

@@ -40,6 +40,10 @@ class OnnxModel(torch.nn.Module):
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        # threads that wait sleep instead of spinning: a server's HTTP processes and its clients
+        # share the cores. MiniLM int8 on 2 cores, batches of 16 SST-2 sentences: 247 sentences/s
+        # and 7.6 ms of CPU each while spinning, 289/s and 5.9 ms without, alone on the machine
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(path), options, providers=providers_for(device))
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
