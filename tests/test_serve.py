@@ -1,5 +1,6 @@
 """serve.py over real HTTP: the server started as a subprocess on a free port in front of the
-session's tiny classifier (with an API key) and a tiny token tagger, talked to with httpx.
+session's tiny classifier (with an API key, backend torch) and a tiny token tagger (backend
+onnx, the file `python -m lit_nlp.onnx` writes), talked to with httpx.
 Answers equal predict.py's (load_predictor(...).predict_rows) for single inputs, lists and 32
 concurrent requests, which /metrics shows were batched; every bad request gets a 4xx with one
 line of JSON and the server answers the next good one; the key is required and never logged;
@@ -89,8 +90,10 @@ def tagged_lines(n: int, seed: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def tagger_run(tmp_path_factory) -> Path:
-    """A tiny random-init BERT tagger, 1 epoch on 200 sentences (a few seconds): what it
-    predicts does not matter here, only that the server predicts the same."""
+    """A tiny random-init BERT tagger, 1 epoch on 200 sentences (a few seconds), and its ONNX
+    files with their parity: what it predicts does not matter here, only that the server
+    predicts the same."""
+    from lit_nlp.onnx.__main__ import main as onnx_main
     from lit_nlp.train import train
 
     tmp = tmp_path_factory.mktemp("serve_tagger")
@@ -99,6 +102,7 @@ def tagger_run(tmp_path_factory) -> Path:
     run = tmp / "run"
     train(compose_cfg(["model=bert_tiny_ner", "data=conll", f"data.train_file={data}", "data.max_length=24",
                        "data.stride=6", "data.batch_size=32", "tokenizer.vocab_size=200", "trainer.max_epochs=1"], run))
+    onnx_main([str(run)])  # python -m lit_nlp.onnx <run>
     return run
 
 
@@ -106,7 +110,8 @@ def tagger_run(tmp_path_factory) -> Path:
 def servers(trained_classifier, tmp_path_factory, request):
     """Both servers, started together (their start-up is mostly imports): the classifier with
     the key from LIT_NLP_API_KEY, small limits and a batch window of 0.3 s, so that concurrent
-    requests batch even on a busy machine; the tagger with batches of up to 2 requests. The
+    requests batch even on a busy machine; the tagger on ONNX Runtime, with batches of up to 2
+    requests. The
     tagger trains while the classifier's server starts."""
     logs = tmp_path_factory.mktemp("serve_logs")
     classifier = Server(trained_classifier[0], logs / "classifier.log", "max_batch_size=8", "batch_timeout=0.3",
@@ -114,7 +119,7 @@ def servers(trained_classifier, tmp_path_factory, request):
     tagger = None
     try:
         tagger = Server(request.getfixturevalue("tagger_run"), logs / "tagger.log", "max_batch_size=2",
-                        "batch_timeout=0.05")
+                        "batch_timeout=0.05", "backend=onnx")
         yield classifier.wait_ready(), tagger.wait_ready()
     finally:
         for server in (classifier, tagger):
@@ -337,7 +342,8 @@ def test_tagger_answers_equal_predict_py(tagger, tagger_run):
     """Texts and token lists, one object or a mixed list, as predict.py tags them."""
     rows = [{"text": "john went to the city with mary"}, {"tokens": ["alice", "met", "bob", "today"]},
             {"text": "  a quiet   day  "}]
-    local = load_predictor(tagger_run).predict_rows(rows, 32)
+    local = load_predictor(tagger_run, backend="onnx").predict_rows(rows, 32)
+    assert httpx.get(f"{tagger.url}/info").json()["model"]["backend"] == "onnx"
     assert_same(httpx.post(f"{tagger.url}/predict", json=rows[1]).json(), local[1])
     assert_same(httpx.post(f"{tagger.url}/predict", json=rows).json(), local)
     bad = httpx.post(f"{tagger.url}/predict", json={"tokens": ["alice", 3]})
@@ -353,7 +359,7 @@ def test_sigterm_to_every_process_lets_the_request_in_flight_finish(tagger, tagg
     row = {"text": "carol and dave went to the office"}
     answer = sigterm_with_a_request_in_flight(tagger, row, {}, whole_group=True)
     assert answer.status_code == 200
-    assert_same(answer.json(), load_predictor(tagger_run).predict_rows([row], 32)[0])
+    assert_same(answer.json(), load_predictor(tagger_run, backend="onnx").predict_rows([row], 32)[0])
 
 
 # ----------------------------------------------------------------- in-process: options, inputs, batches

@@ -35,7 +35,8 @@ def _task(settings: dict, path: Path) -> Task:
     return TASKS[settings["task"]]
 
 
-def _from_export(path: Path, device: str, backend: str = "torch", **speed) -> TaskPredictor:
+def _from_export(path: Path, device: str, backend: str = "torch", threads: int | None = None,
+                 **speed) -> TaskPredictor:
     settings = json.loads((path / SETTINGS_FILE).read_text())
     task = _task(settings, path)
     if backend == "torch":
@@ -49,7 +50,7 @@ def _from_export(path: Path, device: str, backend: str = "torch", **speed) -> Ta
         check_task(settings["task"])
         if device == "auto":
             device = "cpu"  # onnxruntime-gpu is not a dependency
-        model = OnnxModel(onnx_file(path, backend), AutoConfig.from_pretrained(path), device)
+        model = OnnxModel(onnx_file(path, backend), AutoConfig.from_pretrained(path), device, threads=threads)
     return get_class(task.predictor)(model, AutoTokenizer.from_pretrained(path), settings, device=device, **speed)
 
 
@@ -104,11 +105,13 @@ def find_checkpoint(run_dir: Path) -> Path | None:
 
 
 def load_predictor(model_path: str | Path, device: str = "auto", compile: bool | dict = False,
-                   static_shapes: bool | None = None, backend: str = "torch") -> TaskPredictor:
+                   static_shapes: bool | None = None, backend: str = "torch",
+                   threads: int | None = None) -> TaskPredictor:
     """`model_path`: an export folder, a run dir (its export, else its best checkpoint) or a .ckpt.
     `compile`: as `model.compile` in training (on a GPU: CUDA graphs, with static shapes);
     `static_shapes`: force them on or off (None: with CUDA graphs). See predictors.common.BatchShapes.
-    `backend`: torch, or onnx / onnx-int8 (the export's ONNX files, written by python -m lit_nlp.onnx)."""
+    `backend`: torch, or onnx / onnx-int8 (the export's ONNX files, written by python -m lit_nlp.onnx);
+    `threads`: ONNX Runtime's threads (default: one per core)."""
     speed = {"compile": compile, "static_shapes": static_shapes}
     path = Path(model_path).expanduser()
     if not path.exists():
@@ -122,7 +125,7 @@ def load_predictor(model_path: str | Path, device: str = "auto", compile: bool |
         if not (folder / SETTINGS_FILE).is_file():
             raise LitNlpError(f"backend={backend} reads an export folder; {path} is not one and holds none "
                               "(a .ckpt has no ONNX file: pass its run dir)")
-        return _from_export(folder, device, backend)
+        return _from_export(folder, device, backend, threads)
     if path.is_file():
         if path.suffix != ".ckpt":
             raise LitNlpError(f"model_path {path} is a file but not a .ckpt; pass a run dir, export dir or .ckpt")

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from lit_nlp.errors import LitNlpError, raise_if_any
+from lit_nlp.serve.options import OPTIONS as SERVE_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,9 @@ SUITES = {
     # classification run dir or export); requests= per server and concurrency (48: a quick look)
     "serve": {"archs": "", "data_file": None, "predict_file": None, "parts": "serve", "model_path": None,
               "backends": "torch,onnx,onnx-int8", "baseline": True, "concurrency": "1,8,32", "requests": 10_000,
-              "warmup_requests": 32, "dev_file": f"{SST2}/dev.tsv", "max_batch_size": 32, "batch_timeout": 0.005,
-              "workers": 1},
+              "warmup_requests": 32, "dev_file": f"{SST2}/dev.tsv",
+              # serve.py's own defaults
+              **{key: SERVE_OPTIONS[key][0] for key in ("max_batch_size", "batch_size", "batch_timeout", "workers")}},
 }
 PARTS = ("canaries", "training", "e2e", "serve")
 HF_SIDES = ("max_length", "dynamic_grouped")
@@ -230,8 +232,8 @@ def _serve_problems(opts: dict) -> list[str]:
     except ValueError:
         problems.append(f"concurrency={opts['concurrency']}: expected whole numbers, comma-separated")
         opts["concurrency"] = []
-    problems += [f"{key}={opts[key]}: must be at least 1" for key in ("requests", "max_batch_size", "workers")
-                 if opts[key] < 1]
+    problems += [f"{key}={opts[key]}: must be at least 1"
+                 for key in ("requests", "max_batch_size", "batch_size", "workers") if opts[key] < 1]
     problems += [f"concurrency: {c} must be at least 1" for c in opts["concurrency"] if c < 1]
     if not Path(opts["dev_file"]).is_file():
         problems.append(f"dev_file={opts['dev_file']} not found; pass dev_file=<SST-2's dev.tsv or a file with "

@@ -94,7 +94,8 @@ def end_to_end_table(e2e: dict, opts: dict) -> list[str]:
 def serve_table(serve: dict, opts: dict) -> list[str]:
     lines = [f"{serve['model_path']} served on 127.0.0.1, device {opts['device']}; {opts['requests']:,} requests per "
              f"row over {serve['sentences']:,} sentences of {serve['dev_file']} ({serve['labels']}); our servers: "
-             f"batches of up to {opts['max_batch_size']} requests within {1000 * opts['batch_timeout']:g} ms, "
+             f"batches of up to {opts['max_batch_size']} requests within {1000 * opts['batch_timeout']:g} ms "
+             f"in model calls of up to {opts['batch_size']} texts, "
              f"{opts['workers']} worker(s).", "",
              "| server | concurrency | requests/s | p50 ms | p95 ms | p99 ms | errors | accuracy | x baseline |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

@@ -156,7 +156,7 @@ def server_command(opts: dict, backend: str) -> list[str]:
         return [sys.executable, "-m", "lit_nlp.bench.serve_baseline", f"model_path={opts['model_path']}",
                 f"device={opts['device']}"]
     return [sys.executable, "-m", "lit_nlp.serve", f"model_path={opts['model_path']}", f"backend={backend}",
-            f"device={opts['device']}", f"max_batch_size={opts['max_batch_size']}",
+            f"device={opts['device']}", f"max_batch_size={opts['max_batch_size']}", f"batch_size={opts['batch_size']}",
             f"batch_timeout={opts['batch_timeout']}", f"workers={opts['workers']}"]
 
 

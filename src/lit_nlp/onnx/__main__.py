@@ -33,6 +33,11 @@ def main(argv: list[str]) -> dict:
     from lit_nlp.predict import find_checkpoint, module_from_checkpoint
     from lit_nlp.tasks import TASKS
 
+    # the scoring Trainers' start-up notes (accelerators found, and so on); set after the
+    # imports above, since importing Lightning sets its loggers to INFO
+    for name in ("lightning", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
     if not argv or "=" in argv[0]:
         raise LitNlpError("usage: python -m lit_nlp.onnx <run dir | export dir> [threads=N]")
     options = dict(arg.split("=", 1) for arg in argv[1:] if "=" in arg)
@@ -79,6 +84,4 @@ def main(argv: list[str]) -> dict:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
-    for name in ("lightning", "lightning.pytorch"):  # the scoring Trainers' start-up notes
-        logging.getLogger(name).setLevel(logging.WARNING)
     exit_on_user_error(main)(sys.argv[1:])

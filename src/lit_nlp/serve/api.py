@@ -21,7 +21,6 @@ from lit_nlp.serve.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-PREDICT_BATCH = 32  # predict.py's default batch_size: texts per model call, unless max_batch_size is larger
 # a worker told to stop waits for the requests in flight, at most DRAIN_S and at least GRACE_S:
 # time for the main process to start the shutdown first, so that LitServe's worker monitor does
 # not take the exit for a crash
@@ -43,9 +42,10 @@ class PredictorAPI(ls.LitAPI):
     many model processes share this machine's cores."""
 
     def __init__(self, model_path: str, device: str, backend: str, inputs: Inputs, metrics: Metrics,
-                 max_batch_size: int, batch_timeout: float, workers: int = 1):
+                 max_batch_size: int, batch_timeout: float, workers: int = 1, batch_size: int = 16):
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
         self.model_path, self.model_device, self.backend = model_path, device, backend
+        self.batch_size = batch_size  # texts per model call (serve.py's batch_size=)
         self.inputs, self.metrics, self.workers = inputs, metrics, workers
         self.predictor = None
 
@@ -56,13 +56,18 @@ class PredictorAPI(ls.LitAPI):
 
         from lit_nlp.predict import load_predictor
 
-        if "OMP_NUM_THREADS" not in os.environ:  # workers share the cores instead of each taking all
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.workers))
+        # the model's threads: OMP_NUM_THREADS where set, else the workers share the cores
+        threads = int(os.environ.get("OMP_NUM_THREADS") or max(1, (os.cpu_count() or 1) // self.workers))
+        onnx = self.backend != "torch"
+        # with ONNX Runtime running the model on threads of its own, torch only pads and takes
+        # the softmax, and a second OpenMP thread of torch's would spin beside ORT's
+        torch.set_num_threads(1 if onnx else threads)
         transformers.utils.logging.disable_progress_bar()
-        self.predictor = load_predictor(self.model_path, device=self.model_device, backend=self.backend)
+        self.predictor = load_predictor(self.model_path, device=self.model_device, backend=self.backend,
+                                        threads=threads if onnx else None)
         signal.signal(signal.SIGTERM, self._stop_when_idle)
         print(f"serve: worker {os.environ.get('LITSERVE_WORKER_ID', '0')} ready "
-              f"({getattr(self.predictor, 'device', self.model_device)}, {torch.get_num_threads()} threads)",
+              f"({getattr(self.predictor, 'device', self.model_device)}, {threads} threads)",
               file=sys.stderr, flush=True)
 
     def _stop_when_idle(self, signum, frame) -> None:
@@ -120,7 +125,7 @@ class PredictorAPI(ls.LitAPI):
             groups.setdefault(frozenset(row), []).append(k)
         predicted: list = [None] * len(rows)
         for members in groups.values():
-            out = self.predictor.predict_rows([rows[k][1] for k in members], max(PREDICT_BATCH, self.max_batch_size))
+            out = self.predictor.predict_rows([rows[k][1] for k in members], self.batch_size)
             for k, row in zip(members, out):
                 predicted[k] = self.inputs.from_row(row)
         answers: list[list] = [[] for _ in requests]

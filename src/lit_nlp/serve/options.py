@@ -19,7 +19,8 @@ OPTIONS: dict[str, tuple[object, str]] = {
     "host": ("127.0.0.1", "127.0.0.1 (this machine only, the default), 0.0.0.0 or :: (every interface)"),
     "port": (8000, "1024-65535"),
     "backend": ("torch", "torch | onnx | onnx-int8 (the export's ONNX files: python -m lit_nlp.onnx <run dir>)"),
-    "max_batch_size": (32, "requests one model call may take together (texts per model call: this, at least 32)"),
+    "max_batch_size": (32, "requests a worker collects into one batch"),
+    "batch_size": (16, "texts per model call: a batch's texts, sorted by length, run in calls of this many"),
     "batch_timeout": (0.005, "seconds a worker collects requests into one batch"),
     "workers": (1, "model copies (processes), each batching on its own"),
     "device": ("auto", "auto | cpu | cuda | cuda:1"),
@@ -28,7 +29,7 @@ OPTIONS: dict[str, tuple[object, str]] = {
     "max_items": (64, "the most inputs one request may send as a list"),
     "log_level": ("warning", "warning (default) | info (one line per request) | debug | error | critical"),
 }
-POSITIVE = ("port", "max_batch_size", "workers", "max_chars", "max_items")
+POSITIVE = ("port", "max_batch_size", "batch_size", "workers", "max_chars", "max_items")
 
 
 def parse_args(argv: list[str], environ: dict | None = None) -> dict:

@@ -150,15 +150,15 @@ def main(argv: list[str]) -> None:
     inputs = task_inputs(predictor.settings)
     version = model_version(opts["model_path"], opts["backend"])
     info = describe(predictor, opts["backend"], version, inputs)
-    info["serving"] = {key: opts[key] for key in ("max_batch_size", "batch_timeout", "workers", "device",
-                                                   "max_chars", "max_items")}
+    info["serving"] = {key: opts[key] for key in ("max_batch_size", "batch_size", "batch_timeout", "workers",
+                                                   "device", "max_chars", "max_items")}
     info["serving"]["api_key"] = opts["api_key"] is not None
     del predictor
     gc.collect()
     metrics = Metrics(opts["backend"], {"task": info["task"], "model_version": version["id"],
                                         "lit_nlp_version": version["lit_nlp"]})
     api = PredictorAPI(opts["model_path"], opts["device"], opts["backend"], inputs, metrics,
-                       opts["max_batch_size"], opts["batch_timeout"], opts["workers"])
+                       opts["max_batch_size"], opts["batch_timeout"], opts["workers"], opts["batch_size"])
     server = build_server(api, inputs=inputs, info=info, metrics=metrics, api_key=opts["api_key"],
                           max_chars=opts["max_chars"], max_items=opts["max_items"], workers=opts["workers"])
     host = f"[{opts['host']}]" if ":" in opts["host"] else opts["host"]
