@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from lit_nlp.errors import user_error
 from lit_nlp.serve.inputs import Inputs
 from lit_nlp.serve.metrics import Metrics
+from lit_nlp.serve.options import OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ class PredictorAPI(ls.LitAPI):
     many model processes share this machine's cores."""
 
     def __init__(self, model_path: str, device: str, backend: str, inputs: Inputs, metrics: Metrics,
-                 max_batch_size: int, batch_timeout: float, workers: int = 1, batch_size: int = 16):
+                 max_batch_size: int, batch_timeout: float, workers: int = 1,
+                 batch_size: int = OPTIONS["batch_size"][0]):
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
         self.model_path, self.model_device, self.backend = model_path, device, backend
         self.batch_size = batch_size  # texts per model call (serve.py's batch_size=)
