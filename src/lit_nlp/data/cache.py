@@ -1,4 +1,4 @@
-"""The on-disk cache of prepared (cleaned, split, tokenized) data, shared by both data modules:
+"""The on-disk cache of prepared (cleaned, split, tokenized) data, shared by every data module:
 a key from everything that changes the result, a lock so that concurrent processes build it
 once, and an atomic rename so a half-written cache is never taken for a finished one."""
 
@@ -75,25 +75,24 @@ def tokenizer_files(folder: Path) -> dict[str, str]:
     return {p.name: p.read_text() for p in Path(folder).iterdir() if p.is_file()}
 
 
-def write_splits(tmp: Path, tokenizer, frames: dict, encode: Callable[..., dict], meta: dict) -> None:
+def write_splits(tmp: Path, tokenizer, frames: dict, encode: Callable[..., dict], meta: dict, num_proc: int = 1) -> None:
     """The cache layout: tokenizer/, one tokenized `datasets` folder per split (rows encoded by
-    `encode(rows, tokenizer=...)`, batched), `<split>.jsonl` with the cleaned rows (to see what
-    cleaning did), and DONE_MARKER (meta) written last."""
-    import datasets
+    `encode(rows, tokenizer=...)`, batched, in `num_proc` processes: lit_nlp.data.prepare),
+    `<split>.jsonl` with the cleaned rows (to see what cleaning did), and DONE_MARKER (meta)
+    written last."""
+    from lit_nlp.data.prepare import write_frames
 
     tokenizer.save_pretrained(tmp / "tokenizer")
-    # per-call progress bars of datasets (map, save) say nothing useful at this size
-    bars = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
-    try:
-        for split, frame in frames.items():
-            ds = datasets.Dataset.from_pandas(frame, preserve_index=False)
-            ds = ds.map(encode, batched=True, remove_columns=ds.column_names, fn_kwargs={"tokenizer": tokenizer})
-            ds.save_to_disk(str(tmp / split))
-            frame.to_json(tmp / f"{split}.jsonl", orient="records", lines=True, force_ascii=False)
-    finally:
-        if bars:
-            datasets.enable_progress_bars()
+    write_frames(tmp, tokenizer, frames, encode, num_proc)
+    finish(tmp, meta)
+
+
+def finish(tmp: Path, meta: dict) -> None:
+    """The last step of a build: the work files of the streamed preparation removed, and
+    DONE_MARKER written (a cache without it is unfinished)."""
+    from lit_nlp.data.prepare import WORK_DIR
+
+    shutil.rmtree(tmp / WORK_DIR, ignore_errors=True)
     (tmp / DONE_MARKER).write_text(json.dumps(meta, indent=2))
 
 

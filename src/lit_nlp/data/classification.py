@@ -3,6 +3,8 @@
 `prepare_data` does the expensive work once and caches it on disk under a key made of the
 data files' contents, the column mapping, cleaning, split settings, tokenizer and max length,
 so a second run with the same settings only loads. `setup` loads the cache (every process).
+The files are read in chunks and never held whole (lit_nlp.data.prepare): what to drop, the
+labels and the splits are decided on per-row arrays of hashes and label codes.
 """
 
 from __future__ import annotations
@@ -10,18 +12,30 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from importlib import resources
+from itertools import chain
 from pathlib import Path
 
 import pandas as pd
 
-from lit_nlp.data.cache import (
-    write_splits,
-)
+import numpy as np
+import pyarrow as pa
+
 from lit_nlp.codecs.classification import pad_batch, tokenize
-from lit_nlp.data.cleaning import TextCleaner, drop_rows, log_dropped
+from lit_nlp.data.cache import finish
+from lit_nlp.data.cleaning import TextCleaner, drop_rows_hashed, log_dropped
 from lit_nlp.data.io import require_columns
-from lit_nlp.data.labels import check_labels, rarest_label, read_label_columns, split_label_lists
-from lit_nlp.data.splits import carve_splits, ratio_problems
+from lit_nlp.data.labels import check_labels, label_column_problems, label_sets_of_columns, split_label_lists
+from lit_nlp.data.prepare import (
+    SPLIT_IDS,
+    WORK_DIR,
+    Cleaned,
+    RowRecipe,
+    clean_sources,
+    column_values,
+    destinations,
+    write_prepared,
+)
+from lit_nlp.data.splits import carve_indices, ratio_problems
 from lit_nlp.data.tables import TableFiles
 from lit_nlp.data.task_data import SPLITS, TaskDataModule
 from lit_nlp.data.tokenizers import tokenizer_before_data
@@ -117,66 +131,79 @@ class ClassificationDataModule(TaskDataModule):
             "max_length": self.max_length,
         }
 
-    # ----------------------------------------------------------------- reading
-    def _read_sources(self) -> dict[str, pd.DataFrame]:
+    # ----------------------------------------------------------------- reading and cleaning
+    def _open_sources(self) -> dict:
+        """{split: its rows in chunks}, every file's columns checked before its rows are read."""
         columns = {"text_column": self.text_column, "text_pair_column": self.text_pair_column}
         if self.label_columns:
             columns.update({f"label_columns[{i}]": c for i, c in enumerate(self.label_columns)})
         else:
             columns["label_column"] = self.label_column
-        frames = self.tables.read()
-        for split, frame in frames.items():
-            require_columns(frame, columns, self.tables.source_name(split))
-        out = {}
-        for split, frame in frames.items():
-            cols = {"text": frame[self.text_column]}
-            if self.text_pair_column:
-                cols["text_pair"] = frame[self.text_pair_column]
-            if not self.label_columns:
-                cols["label"] = frame[self.label_column]
-            out[split] = pd.DataFrame({k: v.fillna("").astype(str) for k, v in cols.items()})
-            if self.label_columns:
-                out[split]["label"] = read_label_columns(frame, self.label_columns, self.tables.source_name(split))
-            elif self.label_separator:
-                out[split]["label"] = split_label_lists(out[split]["label"], self.label_separator)
-        return out
+        streams = self.tables.streams()
+        for split, stream in streams.items():
+            require_columns(stream, columns, self.tables.source_name(split))
+        names = [name for name in columns.values() if name]
+        return {split: stream.chunks(columns=names) for split, stream in streams.items()}
 
-    # ----------------------------------------------------------------- cleaning and labels
-    def _clean(self, frames: dict[str, pd.DataFrame]) -> tuple[dict, dict]:
-        for split, frame in frames.items():
-            for col in ("text", "text_pair"):
-                if col in frame:
-                    frame[col] = frame[col].map(self.cleaner)
-            if not self.multi_label:
-                frame["label"] = frame["label"].str.strip()
-        before = {split: len(f) for split, f in frames.items()}
-        key_cols = ["text", "text_pair"] if "text_pair" in frames["train"] else ["text"]
+    def _clean_chunk(self, chunk: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+        """A chunk of a file's rows -> text, [text_pair], label (a string; multi-label: a tuple of
+        labels), cleaned; runs in the preparation's worker processes. Notes: the 0/1 label
+        columns' other values, counted (lit_nlp.data.labels.label_column_problems)."""
+        cols = {"text": chunk[self.text_column]}
+        if self.text_pair_column:
+            cols["text_pair"] = chunk[self.text_pair_column]
+        if not self.label_columns:
+            cols["label"] = chunk[self.label_column]
+        frame = pd.DataFrame({k: v.fillna("").astype(str) for k, v in cols.items()})
+        notes = {}
+        if self.label_columns:
+            frame["label"], notes = label_sets_of_columns(chunk, self.label_columns)
+        elif self.label_separator:
+            frame["label"] = split_label_lists(frame["label"], self.label_separator)
+        for col in ("text", "text_pair"):
+            if col in frame:
+                frame[col] = frame[col].map(self.cleaner)
+        if not self.multi_label:
+            frame["label"] = frame["label"].str.strip()
+        return frame, notes
+
+    def _drop(self, cleaned: Cleaned) -> tuple[dict, dict]:
+        """Which rows stay (lit_nlp.data.cleaning.drop_rows' rules): ({split: mask}, dropped)."""
+        before = {split: source.rows for split, source in cleaned.sources.items()}
         # validation folds are drawn from training rows, so a validation file is one only without folds
-        eval_sources = {split: self.tables.source_name(split) for split in frames
+        eval_sources = {split: self.tables.source_name(split) for split in cleaned.sources
                         if split == "test" or (split == "validation" and not self.num_folds)}
-        # a row without a label can be neither trained on nor scored (multi-label: no label is a label set)
-        gold = None if self.multi_label else {"label": "empty_label"}
-        frames, dropped = drop_rows(frames, key_cols, self.cleaner, gold_columns=gold, eval_splits=list(eval_sources))
-        for split, frame in frames.items():
-            if frame.empty:
+        keep, dropped = drop_rows_hashed({split: source.hashes for split, source in cleaned.sources.items()},
+                                         self.cleaner, eval_splits=list(eval_sources))
+        for split, mask in keep.items():
+            if not mask.any():
                 raise LitNlpError(
                     f"{self.tables.source_name(split)}: all {before[split]} rows have empty text in column "
                     f"'{self.text_column}' after cleaning; check data.text_column"
                 )
         log_dropped(dropped, eval_sources, before)
-        return frames, dropped
+        return keep, dropped
 
-    def _label_ids(self, frames: dict[str, pd.DataFrame]) -> tuple[list[str], list[str]]:
-        """Check the training labels, then map every split's labels to ids (multi-label: 0/1
-        vectors, with each row's rarest label in a `stratum` column for splitting). Returns the
-        label names and the notes to log."""
-        train_labels = frames["train"]["label"]
-        if self.multi_label:
-            counts = Counter(lab for labels in train_labels for lab in labels)
-        else:
-            counts = Counter(train_labels)
+    # ----------------------------------------------------------------- labels
+    def _label_ids(self, cleaned: Cleaned, keep: dict) -> tuple[list[str], list[str], dict, dict, list | None]:
+        """Check the training labels, then map every split's labels to ids, on the label codes
+        of the rows kept (`cleaned.values` holds each code's label; multi-label: label set).
+        Returns (label names, notes to log, {split: id of each row (multi-label: its set's
+        code)}, {split: stratum of each kept row}, multi-label: the 0/1 vector of each set)."""
+        values = cleaned.values
+        codes = {split: source.codes[keep[split]] for split, source in cleaned.sources.items()}
+        train = codes["train"]
+        rows = np.bincount(train, minlength=len(values))
+        # codes in order of first appearance among the training rows (as a Counter of them counts)
+        first = np.full(len(values), len(train), dtype=np.int64)
+        np.minimum.at(first, train, np.arange(len(train)))
+        seen = [int(c) for c in np.argsort(first, kind="stable") if rows[c]]
+        counts = Counter()
+        for code in seen:
+            for label in (values[code] if self.multi_label else [values[code]]):
+                counts[label] += int(rows[code])
         column = ", ".join(self.label_columns) if self.label_columns else self.label_column
-        problems, notes = check_labels(counts, len(train_labels), self.tables.source_name("train"), column,
+        problems, notes = check_labels(counts, len(train), self.tables.source_name("train"), column,
                                        self.multi_label)
         if self.label_checks == "warn":
             problems, notes = [], problems + notes
@@ -184,91 +211,115 @@ class ClassificationDataModule(TaskDataModule):
             problems[-1] += " (data.label_checks=warn trains anyway)"
         names = self.label_columns or self.label_names
         if names is None:
-            values = sorted(counts)
+            names = sorted(counts)
             # integer labels keep numeric order (2 before 10); others sort as text
-            if all(v.lstrip("-").isdigit() for v in values):
-                values = sorted(values, key=int)
-            names = values
+            if all(v.lstrip("-").isdigit() for v in names):
+                names = sorted(names, key=int)
         if not self.multi_label and len(counts) < 2:
-            problems.append(f"{self.tables.source_name('train')}: only one class ({train_labels.iloc[0]!r}) in "
+            problems.append(f"{self.tables.source_name('train')}: only one class ({values[train[0]]!r}) in "
                             f"column '{self.label_column}'; classification needs at least two")
         if self.multi_label and not counts:
             problems.append(f"{self.tables.source_name('train')}: no row has a label in {column}; check "
                             "data.label_separator / data.label_columns")
         index = {name: i for i, name in enumerate(names)}
-        for split, frame in frames.items():
-            labels = frame["label"]
+        where = "training labels" if self.label_names is None else "data.label_names"
+        ids, strata, vectors = {}, {}, None
+        if self.multi_label:
+            vectors = [[int(name in labels) for name in names] for labels in values]
+            # each row's rarest label is its stratum; ranks of the strata in sorted order split as the strata do
+            rarest = [min(labels, key=lambda lab: (counts[lab], lab)) if labels else "" for labels in values]
+            rank = {stratum: r for r, stratum in enumerate(sorted(set(rarest)))}
+            stratum_of = np.array([rank[stratum] for stratum in rarest], dtype=np.int64)
+        for split, present in codes.items():
+            source, distinct = cleaned.sources[split], np.unique(present)
             if self.multi_label:
-                unseen = sorted({lab for row in labels for lab in row} - set(index))
+                unseen = sorted({lab for c in distinct for lab in values[c]} - set(index))
                 if unseen:
-                    where = "training labels" if self.label_names is None else "data.label_names"
                     problems.append(f"{self.tables.source_name(split)}: labels {unseen[:5]} are not among the {where} "
                                     f"{names}")
                     continue
-                frame["stratum"] = rarest_label(labels, counts)
-                frame["label"] = labels.map(lambda row: [int(name in row) for name in names])
+                ids[split], strata[split] = source.codes, stratum_of[present]
                 continue
-            known = labels.isin(index)
-            if not known.all() and self.label_names and labels.str.isdigit().all():
+            lookup = np.full(len(values), -1, dtype=np.int64)
+            known = [c for c in distinct if values[c] in index]
+            if len(known) < len(distinct) and self.label_names and all(values[c].isdigit() for c in distinct):
                 # integer ids given with names in config (e.g. GLUE's 0/1 with label_names)
-                ids = labels.astype(int)
-                if ids.between(0, len(names) - 1).all():
-                    frame["label"] = ids
+                if all(0 <= int(values[c]) <= len(names) - 1 for c in distinct):
+                    for c in distinct:
+                        lookup[c] = int(values[c])
+                    ids[split] = lookup[source.codes]
+                    strata[split] = lookup[present]
                     continue
-            if not known.all():
-                unseen = sorted(set(labels[~known]))[:5]
-                where = "training labels" if self.label_names is None else "data.label_names"
+            if len(known) < len(distinct):
+                unseen = sorted(values[c] for c in distinct if values[c] not in index)[:5]
                 problems.append(f"{self.tables.source_name(split)}: labels {unseen} are not among the {where} {names}")
                 continue
-            frame["label"] = labels.map(index)
+            for c in distinct:
+                lookup[c] = index[values[c]]
+            ids[split], strata[split] = lookup[source.codes], lookup[present]
         raise_if_any(problems)
-        missing = [name for i, name in enumerate(names) if not self._label_count(frames["train"], i)]
+        train_counts = self._label_counts(ids["train"][keep["train"]], len(names), vectors)
+        missing = [name for i, name in enumerate(names) if not train_counts[i]]
         if missing:
             raise LitNlpError(f"{self.tables.source_name('train')}: labels {missing} from "
                               f"{'data.label_columns' if self.label_columns else 'data.label_names'} never occur "
                               "in training data")
         for note in notes:
             log.warning("%s", note)
-        return names, notes
+        return names, notes, ids, strata, vectors
 
-    def _label_count(self, frame: pd.DataFrame, label_id: int) -> int:
-        """Rows of `frame` that carry label `label_id` (multi-label: among their labels)."""
-        if self.multi_label:
-            return int(sum(row[label_id] for row in frame["label"]))
-        return int((frame["label"] == label_id).sum())
+    def _label_counts(self, ids: np.ndarray, num_labels: int, vectors: list | None) -> list[int]:
+        """Rows per label of the rows with `ids` (multi-label: set codes; rows that carry each label)."""
+        if vectors is None:
+            return np.bincount(ids, minlength=num_labels).tolist()
+        per_set = np.bincount(ids, minlength=len(vectors))
+        return (per_set @ np.asarray(vectors, dtype=np.int64).reshape(len(vectors), num_labels)).tolist()
 
     # ----------------------------------------------------------------- building the cache
     def build_cache(self, tmp: Path) -> None:
         source = self.tokenizer_source
         tokenizer = tokenizer_before_data(source, self.cleaner)
-        raw = self._read_sources()
-        if "train" not in raw:
+        streams = self._open_sources()
+        if "train" not in streams:
             raise LitNlpError("no training split: set data.train_file or data.hub_splits.train")
-        counts_read = {split: len(f) for split, f in raw.items()}
-        frames, dropped = self._clean(raw)
-        label_names, label_notes = self._label_ids(frames)
-        stratum = "stratum" if self.multi_label else "label"
-        frames = carve_splits(frames, stratum, self.val_ratio, self.test_ratio, self.seed, self.num_folds, self.fold)
-        if self.multi_label:
-            frames = {split: frame.drop(columns="stratum") for split, frame in frames.items()}
+        recipe = RowRecipe(self._clean_chunk, ["text", "text_pair"] if self.text_pair_column else ["text"], ["text"],
+                           # a row without a label can be neither trained on nor scored (multi-label: no label is a set)
+                           {} if self.multi_label else {"label": "empty_label"}, count_column="label")
+        cleaned = clean_sources(streams, recipe, tmp / WORK_DIR, self.num_proc)
+        for split, bad in cleaned.notes.items():
+            raise_if_any(label_column_problems(bad, self.tables.source_name(split)))
+        keep, dropped = self._drop(cleaned)
+        label_names, label_notes, ids, strata, vectors = self._label_ids(cleaned, keep)
+        parts = carve_indices({split: int(mask.sum()) for split, mask in keep.items()}, strata, self.val_ratio,
+                              self.test_ratio, self.seed, self.num_folds, self.fold)
+        dest = destinations(cleaned.sources, keep, parts)
+        columns = ["text", "text_pair", "label"] if self.text_pair_column else ["text", "label"]
         if tokenizer is None:
-            train_texts = frames["train"]["text"].tolist()
-            if "text_pair" in frames["train"]:
-                train_texts += frames["train"]["text_pair"].tolist()
-            tokenizer = source.build(train_texts)
+            tokenizer = source.build(chain.from_iterable(column_values(cleaned, dest, "train", column)
+                                                         for column in columns[:-1]))
+        split_ids = {split: np.concatenate([ids[src][dest[src] == SPLIT_IDS[split]] for src in dest])
+                     for split in parts}
         meta = {
             "label_names": label_names,
-            "rows_read": counts_read,
-            "rows": {split: len(f) for split, f in frames.items()},
+            "rows_read": {split: source.rows for split, source in cleaned.sources.items()},
+            "rows": {split: len(split_ids[split]) for split in parts},
             "dropped": dropped,
             "multi_label": self.multi_label,
             # rows per class; multi-label: rows that carry each label
-            "label_counts": {split: [self._label_count(f, i) for i in range(len(label_names))]
-                             for split, f in frames.items()},
+            "label_counts": {split: self._label_counts(split_ids[split], len(label_names), vectors)
+                             for split in parts},
             "label_notes": label_notes,
             "cleaning": self.cleaner.to_config(),
         }
-        write_splits(tmp, tokenizer, frames, self._encode, meta)
+
+        def labels(split: str, rows: np.ndarray) -> dict:
+            if vectors is None:
+                return {"label": pa.array(ids[split][rows], type=pa.int64())}
+            return {"label": pa.array([vectors[c] for c in ids[split][rows]], type=pa.list_(pa.int64()))}
+
+        tokenizer.save_pretrained(tmp / "tokenizer")
+        write_prepared(tmp, tokenizer, cleaned, dest, labels, columns, self._encode, self.num_proc)
+        finish(tmp, meta)
 
     def _encode(self, rows: dict, tokenizer) -> dict:
         encoded = tokenize(tokenizer, rows["text"], rows.get("text_pair"), self.max_length)

@@ -14,8 +14,6 @@ import re
 import unicodedata
 from typing import Callable, Sequence
 
-import pandas as pd
-
 from lit_nlp.errors import LitNlpError
 
 log = logging.getLogger(__name__)
@@ -175,39 +173,24 @@ def drop_rows(splits: dict, key_columns: list[str], cleaner: TextCleaner,
     `splits` maps split name -> DataFrame of cleaned text (+ label), in priority order (train
     first). Returns the filtered frames and `{"<split>/<reason>": count}` of the rows dropped.
     """
-    dropped: dict[str, int] = {}
-    whole = set() if cleaner.filter_eval_files else set(eval_splits)
-    keys = {name: frame[key_columns].astype(str).agg("\x1f".join, axis=1) for name, frame in splits.items()}
-    keep = {name: pd.Series(True, index=frame.index) for name, frame in splits.items()}
+    from lit_nlp.data.dedup import RowHashes
 
-    def drop(name: str, reason: str, mask: pd.Series) -> None:
-        dropped[f"{name}/{reason}"] = int((keep[name] & mask).sum())
-        keep[name] &= ~mask
-
-    for name, frame in splits.items():
-        for column, reason in (gold_columns or {}).items():
-            drop(name, reason, frame[column].str.len() == 0)
-    # text of the evaluation files kept whole: training rows must not repeat it
-    eval_keys = set().union(*(set(keys[name][keep[name]]) for name in splits if name in whole))
-    seen: set = set()
-    for name, frame in splits.items():
-        if name in whole:
-            continue
-        if cleaner.drop_empty:
-            empty = pd.Series(False, index=frame.index)
-            for column in required_columns or key_columns[:1]:
-                empty |= frame[column].str.len() == 0
-            drop(name, "empty", empty)
-        if cleaner.drop_duplicates:
-            drop(name, "duplicate", frame.duplicated())
-            if drop_conflicts:
-                kept_keys = keys[name].where(keep[name])
-                drop(name, "conflicting_labels", kept_keys.notna() & kept_keys.duplicated(keep=False))
-        if cleaner.drop_leakage and (seen or eval_keys):
-            drop(name, "leakage", keys[name].isin(seen | eval_keys))
-        seen.update(keys[name][keep[name]])
+    hashes = {name: RowHashes.of(frame, key_columns, required_columns or key_columns[:1], gold_columns)
+              for name, frame in splits.items()}
+    keep, dropped = drop_rows_hashed(hashes, cleaner, drop_conflicts, eval_splits)
     out = {name: frame[keep[name]].reset_index(drop=True) for name, frame in splits.items()}
-    return out, {k: v for k, v in dropped.items() if v}
+    return out, dropped
+
+
+def drop_rows_hashed(hashes: dict, cleaner: TextCleaner, drop_conflicts: bool = True,
+                     eval_splits: Sequence[str] = ()) -> tuple[dict, dict]:
+    """`drop_rows` over the rows' hashes ({split: lit_nlp.data.dedup.RowHashes}), as the
+    streamed preparation keeps them: ({split: boolean mask of the rows kept}, dropped counts)."""
+    from lit_nlp.data.dedup import drop_masks
+
+    whole = [] if cleaner.filter_eval_files else list(eval_splits)
+    return drop_masks(hashes, cleaner.drop_empty, cleaner.drop_duplicates, cleaner.drop_leakage, drop_conflicts,
+                      whole)
 
 
 def log_dropped(dropped: dict, eval_sources: dict[str, str], read: dict[str, int]) -> None:

@@ -280,7 +280,7 @@ class ExtractiveQADataModule(TaskDataModule):
             frame["answers"] = [list(dict.fromkeys(t.strip() for t in texts)) for texts in frame["answer_texts"]]
         meta = {"rows_read": rows_read, "rows": {s: len(f) for s, f in frames.items()}, "dropped": dropped,
                 "train_sample": sample, "windows": {}}
-        write_splits(tmp, tokenizer, frames, self._encode, meta)
+        write_splits(tmp, tokenizer, frames, self._encode, meta, self.num_proc)
         # the number of windows per split is known once they are written
         import datasets
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from lit_nlp.errors import LitNlpError
+from lit_nlp.errors import raise_if_any
 
 # A label that reads like running text: a sentence that slipped into the label column (a row
 # broken by an unquoted line break, a shifted column). Class names rarely run past 4 words
@@ -31,18 +31,34 @@ def read_label_columns(frame: pd.DataFrame, columns: list[str], source: str) -> 
     """Several 0/1 columns (one per label, named by the column) -> a label set per row.
     0/1, 0.0/1.0 and true/false are read; anything else, empty cells included, is an error
     naming the column, the count and the values."""
-    problems = []
-    flags = {}
+    sets, bad = label_sets_of_columns(frame, columns)
+    raise_if_any(label_column_problems(bad, source))
+    return sets
+
+
+def label_sets_of_columns(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.Series, dict[str, Counter]]:
+    """`read_label_columns` without the error, for a file read in chunks: (a label set per row,
+    {column: Counter of its values that are not 0/1}), the counters added up over the chunks
+    and reported by `label_column_problems`."""
+    bad, flags = {}, {}
     for column in columns:
         values = frame[column].astype(str).str.strip().str.lower()
-        bad = values[~values.isin(TRUE_VALUES | FALSE_VALUES)]
-        if len(bad):
-            shown = ", ".join(f"{v!r} x{n}" for v, n in Counter(bad).most_common(3))
-            problems.append(f"column '{column}' has {len(bad)} values that are not 0/1 ({shown})")
-        flags[column] = values.isin(TRUE_VALUES)
+        wrong = values[~values.isin(TRUE_VALUES | FALSE_VALUES)]
+        if len(wrong):
+            bad[column] = Counter(wrong)
+        flags[column] = values.isin(TRUE_VALUES).to_numpy()
+    sets = pd.Series([tuple(c for c in columns if flags[c][i]) for i in range(len(frame))], index=frame.index,
+                     dtype=object)
+    return sets, bad
+
+
+def label_column_problems(bad: dict[str, Counter], source: str) -> list[str]:
+    """The error about 0/1 label columns holding other values (`label_sets_of_columns`' counts)."""
+    problems = [f"column '{column}' has {sum(counts.values())} values that are not 0/1 ("
+                + ", ".join(f"{v!r} x{n}" for v, n in counts.most_common(3)) + ")" for column, counts in bad.items()]
     if problems:
-        raise LitNlpError(f"{source}: " + "; ".join(problems) + "; data.label_columns must name 0/1 columns")
-    return pd.Series([tuple(c for c in columns if flags[c].iat[i]) for i in range(len(frame))], index=frame.index)
+        return [f"{source}: " + "; ".join(problems) + "; data.label_columns must name 0/1 columns"]
+    return []
 
 
 def _rows(n: int) -> str:

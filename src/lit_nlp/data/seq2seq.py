@@ -12,19 +12,28 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lit_nlp.data.cache import (
-    write_splits,
-)
 from lit_nlp.codecs.seq2seq import encode_sources, pad_seq2seq, template_fields
-from lit_nlp.data.cleaning import TextCleaner, drop_rows, log_dropped
-from lit_nlp.data.io import require_columns
+from lit_nlp.data.cache import finish
+from lit_nlp.data.cleaning import TextCleaner, drop_rows_hashed, log_dropped
+from lit_nlp.data.io import FrameStream, require_columns
+from lit_nlp.data.prepare import (
+    SPLIT_IDS,
+    WORK_DIR,
+    RowRecipe,
+    clean_sources,
+    column_values,
+    destinations,
+    write_prepared,
+)
 from lit_nlp.data.shapes import bucket_lengths
-from lit_nlp.data.splits import carve_splits, ratio_problems
+from lit_nlp.data.splits import carve_indices, ratio_problems
 from lit_nlp.data.tables import TableFiles
 from lit_nlp.data.task_data import SPLITS, TaskDataModule
 from lit_nlp.data.squad import read_squad
@@ -44,6 +53,28 @@ def _flatten_answers(frame: pd.DataFrame) -> pd.DataFrame:
         frame["answers"] = [list(dict.fromkeys(map(str, a["text"]))) for a in frame["answers"]]
         frame["answer"] = [a[0] if a else "" for a in frame["answers"]]
     return frame
+
+
+def _flattened(stream: FrameStream) -> FrameStream:
+    """A hub split's chunks with `_flatten_answers` applied, and the columns that gives."""
+    chunks = stream.chunks()
+    first = next(chunks, None)
+    if first is None:
+        return stream
+    first = _flatten_answers(first)
+    return FrameStream(list(first.columns), chain([first], map(_flatten_answers, chunks)))
+
+
+def _first_rows(chunks: Iterator[pd.DataFrame], max_rows: int | None) -> Iterator[pd.DataFrame]:
+    """The chunks up to `max_rows` rows in all (None: every row); the file is read no further."""
+    left = max_rows
+    for chunk in chunks:
+        if left is not None:
+            chunk, left = chunk.iloc[:left], left - min(left, len(chunk))
+        if len(chunk):
+            yield chunk
+        if left == 0:
+            return
 
 
 class Seq2SeqDataModule(TaskDataModule):
@@ -104,23 +135,27 @@ class Seq2SeqDataModule(TaskDataModule):
         }
 
     # ----------------------------------------------------------------- reading and cleaning
-    def _read(self) -> dict[str, pd.DataFrame]:
+    def _open_sources(self) -> dict:
+        """{split: its rows in chunks (the first `max_rows` of each)}, columns checked first."""
         needed = {f"source_template field '{f}'": f for f in self.fields}
         needed["target_column"] = self.target_column
         if self.references_column:
             needed["references_column"] = self.references_column
         tables = self.tables
-        frames = tables.read((lambda path: read_squad(path, tables.encoding)) if tables.format == "squad" else None)
+        streams = tables.streams((lambda path: read_squad(path, tables.encoding)) if tables.format == "squad" else None)
         if tables.hub_dataset:
-            frames = {split: _flatten_answers(frame) for split, frame in frames.items()}
-        for split, frame in frames.items():
-            require_columns(frame, needed, tables.source_name(split),
+            streams = {split: _flattened(stream) for split, stream in streams.items()}
+        for split, stream in streams.items():
+            require_columns(stream, needed, tables.source_name(split),
                             hint="fix data.source_template / data.target_column / data.references_column")
-        return frames
+        names = list(dict.fromkeys(needed.values()))
+        return {split: _first_rows(stream.chunks(columns=names), self.max_rows or None)
+                for split, stream in streams.items()}
 
-    def _rows(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def _rows(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         """Clean every template field and the target, fill the template (unfilled copies of
-        the fields are kept for truncation), and keep the references as JSON text."""
+        the fields are kept for truncation), and keep the references as JSON text; runs on a
+        chunk of a file's rows in the preparation's worker processes (no notes)."""
         out = pd.DataFrame({f: frame[f].fillna("").astype(str).map(self.cleaner) for f in self.fields})
         out["target"] = frame[self.target_column].fillna("").astype(str).map(self.cleaner)
         out["source"] = [self.source_template.format(**row) for row in out[self.fields].to_dict("records")]
@@ -130,34 +165,40 @@ class Seq2SeqDataModule(TaskDataModule):
         else:
             refs = [[t] for t in out["target"]]
         out["references"] = [json.dumps(r) for r in refs]
-        return out
+        return out, {}
 
     # ----------------------------------------------------------------- building the cache
     def build_cache(self, tmp: Path) -> None:
         source = self.tokenizer_source
         tokenizer = tokenizer_before_data(source, self.cleaner)
-        raw = self._read()
-        if "train" not in raw:
+        streams = self._open_sources()
+        if "train" not in streams:
             raise LitNlpError("no training split: set data.train_file or data.hub_splits.train")
-        if self.max_rows:
-            raw = {s: f.iloc[: self.max_rows] for s, f in raw.items()}
-        rows_read = {s: len(f) for s, f in raw.items()}
-        eval_sources = {s: self.tables.source_name(s) for s in raw if s != "train"}
-        frames, dropped = drop_rows({s: self._rows(f) for s, f in raw.items()}, ["source"], self.cleaner,
-                                    required_columns=self.fields, gold_columns={"target": "empty_target"},
-                                    drop_conflicts=False, eval_splits=list(eval_sources))
-        for split, frame in frames.items():
-            if frame.empty:
+        recipe = RowRecipe(self._rows, ["source"], self.fields, {"target": "empty_target"})
+        cleaned = clean_sources(streams, recipe, tmp / WORK_DIR, self.num_proc)
+        rows_read = {s: source.rows for s, source in cleaned.sources.items()}
+        eval_sources = {s: self.tables.source_name(s) for s in cleaned.sources if s != "train"}
+        keep, dropped = drop_rows_hashed({s: source.hashes for s, source in cleaned.sources.items()}, self.cleaner,
+                                         drop_conflicts=False, eval_splits=list(eval_sources))
+        for split, mask in keep.items():
+            if not mask.any():
                 raise LitNlpError(f"{self.files.get(split) or split}: all {rows_read[split]} rows have an empty "
                                   f"template field or target ({', '.join(self.fields)}, {self.target_column})")
         log_dropped(dropped, eval_sources, rows_read)
         # random (unstratified) splits: a generated text has no class to balance
-        frames = carve_splits(frames, None, self.val_ratio, self.test_ratio, self.seed)
+        parts = carve_indices({s: int(mask.sum()) for s, mask in keep.items()}, None, self.val_ratio,
+                              self.test_ratio, self.seed)
+        dest = destinations(cleaned.sources, keep, parts)
         if tokenizer is None:
-            tokenizer = source.build(frames["train"]["source"].tolist() + frames["train"]["target"].tolist())
-        meta = {"rows_read": rows_read, "rows": {s: len(f) for s, f in frames.items()}, "dropped": dropped,
-                "cleaning": self.cleaner.to_config()}
-        write_splits(tmp, tokenizer, frames, self._encode, meta)
+            tokenizer = source.build(chain(column_values(cleaned, dest, "train", "source"),
+                                           column_values(cleaned, dest, "train", "target")))
+        meta = {"rows_read": rows_read,
+                "rows": {s: int(sum((d == SPLIT_IDS[s]).sum() for d in dest.values())) for s in parts},
+                "dropped": dropped, "cleaning": self.cleaner.to_config()}
+        tokenizer.save_pretrained(tmp / "tokenizer")
+        columns = list(dict.fromkeys([*self.fields, "target", "source", "references"]))  # _rows' columns
+        write_prepared(tmp, tokenizer, cleaned, dest, lambda split, rows: {}, columns, self._encode, self.num_proc)
+        finish(tmp, meta)
 
     def _encode(self, rows: dict, tokenizer) -> dict:
         records = [dict(zip(self.fields, values)) for values in zip(*(rows[f] for f in self.fields))]

@@ -1,5 +1,5 @@
 """Where a flat-table task's rows come from: local files (csv, tsv, jsonl, json, parquet, read
-by data/io.py) or a Hugging Face hub dataset. The classification and text-to-text data
+in chunks by data/io.py) or a Hugging Face hub dataset. The classification and text-to-text data
 modules read through one `TableFiles`; the checks, the cache key part and the name a split's
 rows are reported under are written here once."""
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from lit_nlp.data.io import load_hub_frames, read_table
+from lit_nlp.data.io import FrameStream, TableStream, hub_streams
 from lit_nlp.data.task_data import SPLITS
 
 
@@ -57,11 +57,13 @@ class TableFiles:
             return f"hub {self.hub_dataset} split {self.hub_splits.get(split, split)}"
         return str(self.files.get(split) or f"{self.files.get('train')} ({split} split)")
 
-    def read(self, read_file: Callable[[str], pd.DataFrame] | None = None) -> dict[str, pd.DataFrame]:
-        """{split: rows} of every split given; `read_file(path)` replaces the table reader
-        (text-to-text reads the official SQuAD JSON with its own)."""
+    def streams(self, read_file: Callable[[str], pd.DataFrame] | None = None) -> dict[str, TableStream | FrameStream]:
+        """{split: its rows, in chunks} of every split given; `read_file(path)` replaces the
+        streamed table reader with one that reads a file whole (text-to-text reads the official
+        SQuAD JSON with its own)."""
         if self.hub_dataset:
-            return load_hub_frames(self.hub_dataset, self.hub_subset, self.hub_splits)
-        read_file = read_file or (lambda path: read_table(path, self.format, self.encoding, self.quoting,
-                                                          self.column_names))
-        return {split: read_file(path) for split, path in self.files.items() if path}
+            return hub_streams(self.hub_dataset, self.hub_subset, self.hub_splits)
+        if read_file:
+            return {split: FrameStream.of(read_file(path)) for split, path in self.files.items() if path}
+        return {split: TableStream(path, self.format, self.encoding, self.quoting, self.column_names)
+                for split, path in self.files.items() if path}

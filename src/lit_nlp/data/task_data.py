@@ -23,6 +23,7 @@ from lit_nlp.data.cache import (
     prepare_cache,
     tokenizer_files,
 )
+from lit_nlp.data.prepare import available_cores
 from lit_nlp.data.sampler import split_loader, train_position
 from lit_nlp.data.shapes import bucket_lengths
 from lit_nlp.errors import LitNlpError
@@ -33,7 +34,7 @@ SPLITS = ("train", "validation", "test")
 class TaskDataModule(L.LightningDataModule):
     """`task_name`: the task's name (the cache's subfolder and `text_settings()["task"]`).
     `bucket_length`: the longest input, which the static-shape buckets divide up. The loader
-    and cache settings (batch_size ... tokenizer) are the same keys in every data config; a
+    and cache settings (batch_size ... num_proc) are the same keys in every data config; a
     task's data module passes them on here as `**loader` rather than listing them again."""
 
     task_name = ""
@@ -42,7 +43,8 @@ class TaskDataModule(L.LightningDataModule):
     def __init__(self, *, files: dict[str, str | None], seed: int, bucket_length: int, batch_size: int = 16,
                  eval_batch_size: int | None = None, num_workers: int = 0, pin_memory: bool = False,
                  group_by_length: bool = True, pad_to_multiple_of: int | None = None, static_shapes: bool = False,
-                 length_buckets: int = 8, cache_dir: str = ".cache/lit_nlp", tokenizer: Any = None):
+                 length_buckets: int = 8, cache_dir: str = ".cache/lit_nlp", tokenizer: Any = None,
+                 num_proc: int | None = None):
         super().__init__()
         self.files = files
         self.seed = seed
@@ -56,6 +58,11 @@ class TaskDataModule(L.LightningDataModule):
         self.buckets = bucket_lengths(bucket_length, length_buckets) if self.static_shapes else None
         self.cache_dir = Path(cache_dir)
         self.tokenizer_source = tokenizer
+        # processes that clean and tokenize while the cache is built (lit_nlp.data.prepare); None:
+        # every core this process may use. Not in the cache key: the result is the same for any.
+        if num_proc is not None and (isinstance(num_proc, bool) or not isinstance(num_proc, int) or num_proc < 1):
+            raise LitNlpError(f"data.num_proc must be a whole number >= 1 (or null: every core), got {num_proc!r}")
+        self.num_proc = num_proc or available_cores()
         self.resume_position: dict | None = None  # from a checkpoint: where the training loader starts
         # filled by setup()
         self.tokenizer = None

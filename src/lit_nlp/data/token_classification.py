@@ -227,7 +227,7 @@ class TokenClassificationDataModule(TaskDataModule):
                 "tokens": {s: int(f["tokens"].map(len).sum()) for s, f in frames.items()},
                 "docstart_lines": sum(c["docstart_lines"] for c in counts.values()),
                 "unknown_tags": unknown, "scheme": scheme, "labels": labels, "windows": {}}
-        write_splits(tmp, tokenizer, frames, self._encode, meta)
+        write_splits(tmp, tokenizer, frames, self._encode, meta, self.num_proc)
         import datasets
 
         meta["windows"] = {s: datasets.load_from_disk(str(tmp / s)).num_rows for s in frames}
