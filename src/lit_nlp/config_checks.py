@@ -35,6 +35,7 @@ CHECKS = {
     "data.val_ratio": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "data.test_ratio": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "data.num_workers": (lambda v: _whole(v) and v >= 0, "a whole number >= 0"),
+    "data.num_proc": (lambda v: _whole(v) and v >= 1, "a whole number >= 1"),
     "trainer.max_epochs": (lambda v: _whole(v) and v >= -1, "a whole number (-1: no limit)"),
     "trainer.max_steps": (lambda v: _whole(v) and v >= -1, "a whole number (-1: no limit)"),
     "trainer.accumulate_grad_batches": (lambda v: _whole(v) and v >= 1, "a whole number >= 1"),

@@ -2,6 +2,7 @@
 hard-code a site-packages path (${lit_nlp.minilm_dir:}, ${lit_nlp.demo_file:}), defaults
 that depend on the machine a run starts on (${lit_nlp.default_precision:<accelerator>},
 ${lit_nlp.on_cuda:<accelerator>}, ${lit_nlp.default_num_workers:<accelerator>},
+${lit_nlp.default_num_proc:},
 ${lit_nlp.static_shapes:<model.compile>,<accelerator>}), the sweep
 facts derived from other keys (${lit_nlp.job_dirname:...}, ${lit_nlp.optuna_direction:...},
 ${lit_nlp.abspath:...}), and where logger=mlflow and logger=wandb put a run
@@ -52,6 +53,14 @@ def default_num_workers(accelerator: str = "auto") -> int:
     if not on_cuda(accelerator):
         return 0
     return max(0, min(4, (os.cpu_count() or 1) // 2))
+
+
+def default_num_proc() -> int:
+    """Processes that prepare data (clean, tokenize) while a cache is built: every core this
+    process may use (a SLURM job's share, not the node's); the training has not started yet."""
+    from lit_nlp.data.prepare import available_cores
+
+    return available_cores()
 
 
 def static_shapes(compile=False, accelerator: str = "auto") -> bool:
@@ -109,6 +118,7 @@ def mlflow_artifact_location(log_dir: str) -> str | None:
 
 RESOLVERS = {"minilm_dir": minilm_dir, "demo_file": demo_file, "on_cuda": on_cuda,
              "default_precision": default_precision, "default_num_workers": default_num_workers,
+             "default_num_proc": default_num_proc,
              "static_shapes": static_shapes,
              "job_dirname": job_dirname, "optuna_direction": optuna_direction, "abspath": abspath,
              "relative_to": relative_to, "mlflow_tracking_uri": mlflow_tracking_uri,

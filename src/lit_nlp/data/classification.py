@@ -20,7 +20,7 @@ import pandas as pd
 import numpy as np
 import pyarrow as pa
 
-from lit_nlp.codecs.classification import pad_batch, tokenize
+from lit_nlp.codecs.classification import pad_batch, tokenize_to_arrow
 from lit_nlp.data.cache import finish
 from lit_nlp.data.cleaning import TextCleaner, drop_rows_hashed, log_dropped
 from lit_nlp.data.io import require_columns
@@ -322,9 +322,11 @@ class ClassificationDataModule(TaskDataModule):
         finish(tmp, meta)
 
     def _encode(self, rows: dict, tokenizer) -> dict:
-        encoded = tokenize(tokenizer, rows["text"], rows.get("text_pair"), self.max_length)
+        import pyarrow.compute as pc
+
+        encoded = tokenize_to_arrow(tokenizer, rows["text"], rows.get("text_pair"), self.max_length)
         # lengths drive the length-grouped sampler
-        return {**encoded, "labels": rows["label"], "length": [len(ids) for ids in encoded["input_ids"]]}
+        return {**encoded, "labels": rows["label"], "length": pc.list_value_length(encoded["input_ids"]).cast(pa.int64())}
 
     def on_loaded(self) -> None:
         # the cleaning actually applied (lowercase resolved) is what predict must apply again

@@ -22,7 +22,6 @@ _TAG = re.compile(r"<[^>]{1,200}>")
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
 _MENTION = re.compile(r"(?<![\w@])@\w{1,30}")
-_SPACE = re.compile(r"\s+")
 
 # Contractions are expanded only where the expansion is unambiguous ("'s" could be "is" or a
 # possessive, "'d" could be "had" or "would"), so those are left alone.
@@ -46,19 +45,34 @@ def _normalize_unicode(text: str, form: str = "NFKC") -> str:
     return unicodedata.normalize(form, text)
 
 
+# Each step below first checks for the characters its pattern cannot match without, so most
+# texts skip the regular expression: the default steps on SST-2 went from 11-14 to 4 us a row
+# (2-core machine). The checks are exact: the same output as the pattern on SST-2, BBC articles
+# and 100,000 generated texts.
 def _strip_html(text: str) -> str:
+    if "<" not in text and "&" not in text:  # no tag, and html.unescape leaves text without "&" alone
+        return text
     return html.unescape(_TAG.sub(" ", text))
 
 
-def _replace(pattern: re.Pattern, token: str) -> Callable[[str], str]:
-    return lambda text: pattern.sub(token, text)
+def _replace(pattern: re.Pattern, token: str, needs: Callable[[str], bool]) -> Callable[[str], str]:
+    return lambda text: pattern.sub(token, text) if needs(text) else text
+
+
+def _may_hold_url(text: str) -> bool:
+    # every match holds "://" (http://, https:// in any case) or www. ("W" is the only other case of "w")
+    return "://" in text or "www." in text.lower()
 
 
 def _whitespace(text: str) -> str:
-    return _SPACE.sub(" ", text).strip()
+    # str.split() splits on exactly the characters that \s matches (checked over every code
+    # point), so this is re.sub(r"\s+", " ", text).strip() without the regular expression
+    return " ".join(text.split())
 
 
 def _contractions(text: str) -> str:
+    if "'" not in text and "\u2019" not in text:
+        return text
     text = text.replace("\u2019", "'")
     return _CONTRACTION.sub(_expand, text)
 
@@ -67,9 +81,9 @@ def _contractions(text: str) -> str:
 STEPS: dict[str, Callable[..., Callable[[str], str]]] = {
     "unicode": lambda form="NFKC": lambda t: _normalize_unicode(t, form),
     "html": lambda: _strip_html,
-    "urls": lambda token="<url>": _replace(_URL, token),
-    "emails": lambda token="<email>": _replace(_EMAIL, token),
-    "mentions": lambda token="@user": _replace(_MENTION, token),
+    "urls": lambda token="<url>": _replace(_URL, token, _may_hold_url),
+    "emails": lambda token="<email>": _replace(_EMAIL, token, lambda t: "@" in t),
+    "mentions": lambda token="@user": _replace(_MENTION, token, lambda t: "@" in t),
     "contractions": lambda: _contractions,
     "lowercase": lambda: str.lower,
     "whitespace": lambda: _whitespace,

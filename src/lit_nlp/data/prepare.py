@@ -171,8 +171,8 @@ def _clean_chunk(recipe: RowRecipe, chunk: pd.DataFrame):
     values, codes = None, None
     if recipe.count_column:
         index: dict = {}
-        codes = np.fromiter((index.setdefault(v, len(index)) for v in frame[recipe.count_column]), dtype=np.int64,
-                            count=len(frame))
+        codes = np.fromiter((index.setdefault(v, len(index)) for v in frame[recipe.count_column].tolist()),
+                            dtype=np.int64, count=len(frame))
         values = list(index)
     stored = [c for c in frame.columns if c != recipe.count_column]
     table = pa.table({c: pa.array(frame[c].tolist(), type=pa.string()) for c in stored})
@@ -274,12 +274,15 @@ def _encode_task(encode: Callable, tokenizer, item):
     for start in range(0, len(frame), ENCODE_BATCH):
         encoded = encode({k: v[start:start + ENCODE_BATCH] for k, v in columns.items()}, tokenizer=tokenizer)
         for key, values in encoded.items():
-            out.setdefault(key, []).extend(values)
+            if isinstance(values, pa.Array):  # typed already (classification's tokenize_to_arrow)
+                out.setdefault(key, []).append(values)
+            else:
+                out.setdefault(key, []).extend(values)
     inputs = Features.from_arrow_schema(schema)
     order = [c for c in schema.names if c in out] + [c for c in out if c not in inputs]
     # datasets' own typing of map() results: input_ids int32, masks int8, other ints int64
-    table = pa.table({key: pa.array(OptimizedTypedSequence(out[key], col=key, try_type=inputs.get(key)))
-                      for key in order})
+    table = pa.table({key: pa.concat_arrays(out[key]) if out[key] and isinstance(out[key][0], pa.Array) else
+                      pa.array(OptimizedTypedSequence(out[key], col=key, try_type=inputs.get(key))) for key in order})
     text = frame.to_json(orient="records", lines=True, force_ascii=False)
     return split, table, text if text.endswith("\n") or not text else text + "\n", len(frame)
 
