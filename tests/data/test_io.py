@@ -305,3 +305,80 @@ def test_require_columns_reports_every_missing_column():
     with pytest.raises(LitNlpError) as err:
         require_columns(frame, {"text_column": "text", "label_column": "label"}, "f.csv")
     assert "text_column=text" in str(err.value) and "label_column=label" in str(err.value)
+
+
+# ----------------------------------------------------------------- streamed: TableStream
+def test_chunks_put_together_are_the_whole_file(tmp_path, monkeypatch):
+    from lit_nlp.data import io
+
+    monkeypatch.setattr(io, "CHUNK_ROWS", 7)
+    rows = [{"text": f"review {i}, with \"quotes\"", "label": ["a", "b"][i % 2]} for i in range(50)]
+    for name in ("d.csv", "d.tsv", "d.jsonl", "d.parquet"):
+        path = tmp_path / name
+        frame = pd.DataFrame(rows)
+        if name.endswith("csv"):
+            frame.to_csv(path, index=False)
+        elif name.endswith("tsv"):
+            frame.to_csv(path, sep="\t", index=False, quoting=3)
+        elif name.endswith("jsonl"):
+            frame.to_json(path, orient="records", lines=True)
+        else:
+            frame.to_parquet(path)
+        stream = io.TableStream(path)
+        assert stream.columns == ["text", "label"]
+        chunks = list(stream.chunks())
+        assert [len(c) for c in chunks] == [7] * 7 + [1], name
+        assert pd.concat(chunks, ignore_index=True).to_dict("records") == rows, name
+
+
+def test_numbers_read_alike_in_every_chunk(tmp_path, monkeypatch):
+    # a whole-file read made a label column of 1s and a null floats ("1.0" in every row); in
+    # chunks, a chunk with the null would read "1.0" and the others "1": each value reads as written
+    from lit_nlp.data import io
+
+    monkeypatch.setattr(io, "CHUNK_ROWS", 2)
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "label": 1}\n{"text": "b", "label": 0}\n{"text": "c", "label": null}\n'
+                    '{"text": "d", "label": 1.5}\n\n{"text": "e", "stars": 5}\n')
+    stream = io.TableStream(path)
+    assert stream.columns == ["text", "label"] and stream.all_columns() == ["text", "label", "stars"]
+    frame = pd.concat(list(stream.chunks(columns=["text", "label"])), ignore_index=True)
+    assert frame["label"].fillna("").astype(str).tolist() == ["1", "0", "", "1.5", ""]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"label": pa.array([1, None, 2, 3], pa.int64())}), parquet)
+    frame = pd.concat(list(io.TableStream(parquet).chunks()), ignore_index=True)
+    assert frame["label"].fillna("").astype(str).tolist() == ["1", "", "2", "3"]
+
+
+def test_deep_problems_are_named_by_line_and_byte(tmp_path):
+    from lit_nlp.data.io import TableStream
+
+    lines = [f'{{"text": "row {i}", "label": "a"}}' for i in range(150_000)]
+    lines[149_999] = '{"text": "row", "label": }'
+    path = tmp_path / "big.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(LitNlpError, match="line 150000") as err:
+        list(TableStream(path).chunks())
+    assert_one_line_naming(err, path)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"text,label\n" + b"fine,a\n" * 200_000 + b"caf\xe9,b\n")
+    with pytest.raises(LitNlpError, match=f"offset {11 + 7 * 200_000 + 3}") as err:
+        TableStream(latin)  # checked before a row is read
+    assert_one_line_naming(err, latin)
+
+
+def test_a_column_missing_from_the_first_rows_is_looked_for_further(tmp_path, monkeypatch):
+    from lit_nlp.data import io
+
+    monkeypatch.setattr(io, "CHUNK_ROWS", 2)
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a"}\n{"text": "b"}\n{"text": "c", "label": "x"}\n')
+    stream = io.TableStream(path)
+    require_columns(stream, {"text_column": "text", "label_column": "label"}, str(path))
+    with pytest.raises(LitNlpError, match=r"label_column=stars; the file has columns \['text', 'label'\]"):
+        require_columns(stream, {"label_column": "stars"}, str(path))
+    frame = pd.concat(list(stream.chunks(columns=["text", "label"])), ignore_index=True)
+    assert frame["label"].fillna("").tolist() == ["", "", "x"]

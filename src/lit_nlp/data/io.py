@@ -93,6 +93,7 @@ class TableStream:
         self.quotes = quoting == "quotes" or (quoting == "auto" and self.fmt == "csv")
         self.column_names = [str(n) for n in column_names] if column_names is not None else None
         self.rows = 0  # rows yielded so far
+        self._chunk_rows = CHUNK_ROWS
         self._first: list[pd.DataFrame] = []  # chunks read ahead to learn the columns
         self._chunks = self._read()
         if self.fmt == "parquet":
@@ -103,11 +104,11 @@ class TableStream:
                 raise LitNlpError(f"data file has no rows: {path}")
             self.columns = list(map(str, self._first[0].columns))
 
-    def chunks(self, rows: int = CHUNK_ROWS, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
-        """The rows in chunks of about `rows` (csv/tsv/jsonl/json/parquet keep their own chunk
-        size, CHUNK_ROWS, unless told); with `columns`, every chunk has those columns (a jsonl
-        key that some rows lack is missing, NaN, there, as in a whole-file read)."""
-        self._chunk_rows = rows
+    def chunks(self, rows: int | None = None, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        """The rows in chunks of `rows` (default CHUNK_ROWS; the first chunk, read on opening,
+        has CHUNK_ROWS); with `columns`, every chunk has those columns (a jsonl key that some
+        rows lack is missing, NaN, there, as in a whole-file read)."""
+        self._chunk_rows = rows or CHUNK_ROWS
         first, self._first = self._first, []
         for chunk in chain(first, self._chunks):
             if columns is not None and not set(columns) <= set(chunk.columns):
@@ -133,8 +134,6 @@ class TableStream:
         return self.columns
 
     # ------------------------------------------------------------- formats
-    _chunk_rows = CHUNK_ROWS
-
     def _read(self) -> Iterator[pd.DataFrame]:
         try:
             if self.fmt in ("csv", "tsv"):
@@ -350,12 +349,13 @@ class FrameStream:
 
     @classmethod
     def of(cls, frame: pd.DataFrame) -> FrameStream:
-        return cls(list(frame.columns), (frame.iloc[i:i + CHUNK_ROWS] for i in range(0, len(frame), CHUNK_ROWS)))
+        rows = CHUNK_ROWS
+        return cls(list(frame.columns), (frame.iloc[i:i + rows] for i in range(0, len(frame), rows)))
 
     def all_columns(self) -> list[str]:
         return self.columns
 
-    def chunks(self, rows: int = CHUNK_ROWS, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    def chunks(self, rows: int | None = None, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
         for frame in self._frames:
             yield frame if columns is None else frame.reindex(columns=list(frame.columns) + [
                 c for c in columns if c not in frame.columns])
