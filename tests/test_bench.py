@@ -194,3 +194,36 @@ def test_options(tmp_path):
         parse(["suite=tiny", "levers=eager,turbo", "parts=training,everything", "archs=bert-huge"])
     msg = str(err.value)
     assert "unknown lever turbo" in msg and "unknown part everything" in msg and "bert-huge" in msg
+
+
+def test_data_suite_options_and_a_tiny_run(tmp_path):
+    """suite=data: its options, then both paths on a 400-row corpus in this process (isolate=false);
+    the figures are sane and results.md holds the table and the verdicts. Timings are not judged."""
+    from lit_nlp.bench import data_prep
+    from lit_nlp.bench.run import run_bench
+
+    opts = parse(["suite=data", f"out={tmp_path}", "sizes=400,4000", "num_proc=2", "isolate=false"])
+    assert opts["sizes"] == [400, 4000] and opts["num_proc"] == 2 and opts["isolate"] is False
+    assert opts["parts"] == ["data"] and opts["baseline_max_rows"] == 1_000_000
+    assert parse(["suite=data", f"out={tmp_path}"])["sizes"] == [100_000, 1_000_000, 10_000_000]
+    with pytest.raises(LitNlpError) as err:
+        parse(["suite=data", "sizes=10,x", "num_proc=0", "sst2_train=missing.tsv"])
+    msg = str(err.value)
+    assert "sizes=10,x" in msg and "num_proc=0" in msg and "sst2_train=missing.tsv" in msg and "\n" not in msg
+    sst2 = write_table([{"sentence": r["text"], "label": int(r["label"] == "positive")}  # SST-2's layout
+                        for r in synthetic_rows(300, seed=5)], tmp_path / "sst2.tsv")
+    corpus = data_prep.write_corpus(700, str(sst2), tmp_path / "corpus.tsv")
+    lines = corpus.read_text().splitlines()
+    assert len(lines) == 701 and lines[0] == "sentence\tlabel"
+    assert lines[301].split("\t")[0].endswith(" 1") and lines[601].split("\t")[0].endswith(" 2")
+    opts = parse(["suite=data", f"out={tmp_path / 'out'}", "sizes=400", "baseline_max_rows=400", "num_proc=1",
+                  "isolate=false", f"sst2_train={sst2}"])
+    results = run_bench(opts)
+    rows = {r["side"]: r for r in results["prep"]["rows"]}
+    assert set(rows) == {"streamed", "whole"}
+    for r in rows.values():
+        assert r["rows"] == 400 and r["rows_kept"] == 400 and r["seconds"] > 0 and r["peak_rss_gb"] > 0.1
+    assert set(results["prep"]["targets"]) == {"peak_rss_gb", "rows_per_s", "speedup"}
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "## Data preparation" in md and "| 400 | streamed |" in md and "x whole-file" in md and "Targets" in md
+    assert not list((tmp_path / "out").rglob("*.tsv"))  # corpora and caches removed

@@ -1,4 +1,4 @@
-"""python -m lit_nlp.bench suite=tiny|cpu|gpu|sst2|gpu_check|serve [key=value ...]; options in lit_nlp.bench.options."""
+"""python -m lit_nlp.bench suite=tiny|cpu|gpu|sst2|gpu_check|serve|data [key=value ...]; options in lit_nlp.bench.options."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ def main(argv: list[str]) -> None:
     print((Path(opts["out"]) / "results.md").read_text())
     e2e = len(results["end_to_end"]["rows"]) if "end_to_end" in results else 0
     serve = len(results["serve"]["rows"]) if "serve" in results else 0
+    prep = len(results["prep"]["rows"]) if "prep" in results else 0
     print(f"wrote {opts['out']}/results.json and results.md ({len(results['training'])} training rows, "
-          f"{e2e} end-to-end rows, {serve} serving rows)")
+          f"{e2e} end-to-end rows, {serve} serving rows, {prep} data preparation rows)")
 
 
 if __name__ == "__main__":

@@ -83,19 +83,26 @@ SUITES = {
               "warmup_requests": 32, "dev_file": f"{SST2}/dev.tsv",
               # serve.py's own defaults
               **{key: SERVE_OPTIONS[key][0] for key in ("max_batch_size", "batch_size", "batch_timeout", "workers")}},
+    # data preparation as corpora grow (lit_nlp.bench.data_prep): SST-2-derived corpora of each of
+    # `sizes` rows prepared by the streamed path (num_proc processes; null: every core) and, up to
+    # baseline_max_rows, by the whole-file path it replaced; isolate=false runs them in this process
+    "data": {"archs": "", "data_file": None, "predict_file": None, "parts": "data",
+             "sizes": "100000,1000000,10000000", "baseline_max_rows": 1_000_000, "num_proc": None,
+             "isolate": True, "keep_files": False, "sst2_train": f"{SST2}/train.tsv"},
 }
-PARTS = ("canaries", "training", "e2e", "serve")
+PARTS = ("canaries", "training", "e2e", "serve", "data")
 HF_SIDES = ("max_length", "dynamic_grouped")
 
 
 def _convert(key: str, text: str, default):
     if text.lower() in ("null", "none", ""):
         return None
-    if isinstance(default, bool) or key in ("compile", "hf", "hf_compile", "profile", "pin_memory"):
+    if isinstance(default, bool) or key in ("compile", "hf", "hf_compile", "profile", "pin_memory", "isolate",
+                                            "keep_files"):
         if text.lower() not in ("true", "false"):
             raise LitNlpError(f"{key}={text}: expected true or false")
         return text.lower() == "true"
-    if isinstance(default, int) or key in ("pad_to_multiple_of", "max_rows", "dev_rows", "e2e_batch_size"):
+    if isinstance(default, int) or key in ("pad_to_multiple_of", "max_rows", "dev_rows", "e2e_batch_size", "num_proc"):
         return int(text)
     if key in ("peak_tflops", "lr", "time_budget_s", "batch_timeout"):
         return float(text)
@@ -103,7 +110,7 @@ def _convert(key: str, text: str, default):
 
 
 def parse(argv: list[str]) -> dict:
-    """`suite=tiny|cpu|gpu|sst2|gpu_check|serve` (default tiny) plus overrides; unknown keys and bad
+    """`suite=tiny|cpu|gpu|sst2|gpu_check|serve|data` (default tiny) plus overrides; unknown keys and bad
     values are reported together."""
     pairs, problems = {}, []
     for arg in argv:
@@ -172,6 +179,8 @@ def finish(opts: dict) -> dict:
         problems += _e2e_problems(opts)
     if "serve" in opts["parts"]:
         problems += _serve_problems(opts)
+    if "data" in opts["parts"]:
+        problems += _data_problems(opts)
     raise_if_any(problems)
     return opts
 
@@ -238,4 +247,20 @@ def _serve_problems(opts: dict) -> list[str]:
     if not Path(opts["dev_file"]).is_file():
         problems.append(f"dev_file={opts['dev_file']} not found; pass dev_file=<SST-2's dev.tsv or a file with "
                         "text_column= and label_column=>")
+    return problems
+
+
+def _data_problems(opts: dict) -> list[str]:
+    problems = []
+    try:
+        opts["sizes"] = [int(size) for size in str(opts["sizes"]).split(",") if size]
+    except ValueError:
+        problems.append(f"sizes={opts['sizes']}: expected row counts, comma-separated (e.g. 100000,1000000)")
+        opts["sizes"] = []
+    problems += [f"sizes: {size} must be at least 100 (the splits take a tenth each)" for size in opts["sizes"]
+                 if size < 100]
+    if opts["num_proc"] is not None and opts["num_proc"] < 1:
+        problems.append(f"num_proc={opts['num_proc']}: must be at least 1 (or null: every core)")
+    if not Path(opts["sst2_train"]).is_file():
+        problems.append(f"sst2_train={opts['sst2_train']} not found; pass sst2_train=<SST-2's train.tsv>")
     return problems

@@ -147,6 +147,10 @@ def markdown(results: dict) -> str:
         lines += ["", "## Where a step's time goes (profile=true)", ""] + profile_table(results["profile"])
     if "serve" in results:
         lines += ["", "## Serving", ""] + serve_table(results["serve"], opts)
+    if "prep" in results:
+        from lit_nlp.bench.data_prep import table
+
+        lines += ["", "## Data preparation", ""] + table(results["prep"], opts)
     if results.get("skipped"):
         lines += ["", "## Skipped", ""] + [f"- {item}" for item in results["skipped"]]
     if results.get("part_seconds"):

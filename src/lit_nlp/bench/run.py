@@ -228,6 +228,10 @@ def run_bench(opts: dict) -> dict:
             from lit_nlp.bench.serving import run_serve
 
             results["serve"] = run_serve(opts)
+        elif part == "data":
+            from lit_nlp.bench.data_prep import run_data
+
+            results["prep"] = run_data(opts)
         else:
             training_part(opts, results, out, start)
         results["part_seconds"][part] = time.perf_counter() - part_start
