@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from importlib import resources
 from itertools import chain
 from pathlib import Path
@@ -50,6 +51,11 @@ CACHE_VERSION = 2
 def demo_file() -> str:
     """The labelled sentiment reviews shipped inside the package (the offline default data)."""
     return str(resources.files("lit_nlp.data") / "demo" / "sentiment.csv")
+
+
+def _ids(lookup: np.ndarray | None, codes: np.ndarray) -> np.ndarray:
+    """Label ids of rows from their label codes (None: the code is the id, a multi-label set's)."""
+    return codes if lookup is None else lookup[codes]
 
 
 class ClassificationDataModule(TaskDataModule):
@@ -188,8 +194,9 @@ class ClassificationDataModule(TaskDataModule):
     def _label_ids(self, cleaned: Cleaned, keep: dict) -> tuple[list[str], list[str], dict, dict, list | None]:
         """Check the training labels, then map every split's labels to ids, on the label codes
         of the rows kept (`cleaned.values` holds each code's label; multi-label: label set).
-        Returns (label names, notes to log, {split: id of each row (multi-label: its set's
-        code)}, {split: stratum of each kept row}, multi-label: the 0/1 vector of each set)."""
+        Returns (label names, notes to log, {split: the label id of each code, or None where
+        the code is the id (multi-label: of the row's label set)}, {split: stratum of each kept
+        row}, multi-label: the 0/1 vector of each set)."""
         values = cleaned.values
         codes = {split: source.codes[keep[split]] for split, source in cleaned.sources.items()}
         train = codes["train"]
@@ -231,14 +238,14 @@ class ClassificationDataModule(TaskDataModule):
             rank = {stratum: r for r, stratum in enumerate(sorted(set(rarest)))}
             stratum_of = np.array([rank[stratum] for stratum in rarest], dtype=np.int64)
         for split, present in codes.items():
-            source, distinct = cleaned.sources[split], np.unique(present)
+            distinct = np.unique(present)
             if self.multi_label:
                 unseen = sorted({lab for c in distinct for lab in values[c]} - set(index))
                 if unseen:
                     problems.append(f"{self.tables.source_name(split)}: labels {unseen[:5]} are not among the {where} "
                                     f"{names}")
                     continue
-                ids[split], strata[split] = source.codes, stratum_of[present]
+                ids[split], strata[split] = None, stratum_of[present]
                 continue
             lookup = np.full(len(values), -1, dtype=np.int64)
             known = [c for c in distinct if values[c] in index]
@@ -247,8 +254,7 @@ class ClassificationDataModule(TaskDataModule):
                 if all(0 <= int(values[c]) <= len(names) - 1 for c in distinct):
                     for c in distinct:
                         lookup[c] = int(values[c])
-                    ids[split] = lookup[source.codes]
-                    strata[split] = lookup[present]
+                    ids[split], strata[split] = lookup, lookup[present]
                     continue
             if len(known) < len(distinct):
                 unseen = sorted(values[c] for c in distinct if values[c] not in index)[:5]
@@ -256,9 +262,9 @@ class ClassificationDataModule(TaskDataModule):
                 continue
             for c in distinct:
                 lookup[c] = index[values[c]]
-            ids[split], strata[split] = lookup[source.codes], lookup[present]
+            ids[split], strata[split] = lookup, lookup[present]
         raise_if_any(problems)
-        train_counts = self._label_counts(ids["train"][keep["train"]], len(names), vectors)
+        train_counts = self._label_counts(_ids(ids["train"], codes["train"]), len(names), vectors)
         missing = [name for i, name in enumerate(names) if not train_counts[i]]
         if missing:
             raise LitNlpError(f"{self.tables.source_name('train')}: labels {missing} from "
@@ -288,38 +294,47 @@ class ClassificationDataModule(TaskDataModule):
         cleaned = clean_sources(streams, recipe, tmp / WORK_DIR, self.num_proc)
         for split, bad in cleaned.notes.items():
             raise_if_any(label_column_problems(bad, self.tables.source_name(split)))
+        dest, meta, labels = self._decide(cleaned)
+        for kept in cleaned.sources.values():
+            kept.hashes = None  # tokenizing needs each row's split and label code only
+        columns = ["text", "text_pair", "label"] if self.text_pair_column else ["text", "label"]
+        if tokenizer is None:
+            tokenizer = source.build(chain.from_iterable(column_values(cleaned, dest, "train", column)
+                                                         for column in columns[:-1]))
+        tokenizer.save_pretrained(tmp / "tokenizer")
+        write_prepared(tmp, tokenizer, cleaned, dest, labels, columns, self._encode, self.num_proc)
+        finish(tmp, meta)
+
+    def _decide(self, cleaned: Cleaned) -> tuple[dict, dict, Callable]:
+        """What pass 1's arrays decide: (each source row's output split, meta, labels(source
+        split, row positions) -> {"label": ids}); the arrays made on the way are let go of here."""
         keep, dropped = self._drop(cleaned)
         label_names, label_notes, ids, strata, vectors = self._label_ids(cleaned, keep)
         parts = carve_indices({split: int(mask.sum()) for split, mask in keep.items()}, strata, self.val_ratio,
                               self.test_ratio, self.seed, self.num_folds, self.fold)
         dest = destinations(cleaned.sources, keep, parts)
-        columns = ["text", "text_pair", "label"] if self.text_pair_column else ["text", "label"]
-        if tokenizer is None:
-            tokenizer = source.build(chain.from_iterable(column_values(cleaned, dest, "train", column)
-                                                         for column in columns[:-1]))
-        split_ids = {split: np.concatenate([ids[src][dest[src] == SPLIT_IDS[split]] for src in dest])
-                     for split in parts}
+        codes = {split: source.codes for split, source in cleaned.sources.items()}
+        counts = {split: self._label_counts(np.concatenate([_ids(ids[src], codes[src][dest[src] == SPLIT_IDS[split]])
+                                                            for src in dest]), len(label_names), vectors)
+                  for split in parts}
         meta = {
             "label_names": label_names,
             "rows_read": {split: source.rows for split, source in cleaned.sources.items()},
-            "rows": {split: len(split_ids[split]) for split in parts},
+            "rows": {split: sum(int((d == SPLIT_IDS[split]).sum()) for d in dest.values()) for split in parts},
             "dropped": dropped,
             "multi_label": self.multi_label,
-            # rows per class; multi-label: rows that carry each label
-            "label_counts": {split: self._label_counts(split_ids[split], len(label_names), vectors)
-                             for split in parts},
+            "label_counts": counts,  # rows per class; multi-label: rows that carry each label
             "label_notes": label_notes,
             "cleaning": self.cleaner.to_config(),
         }
 
         def labels(split: str, rows: np.ndarray) -> dict:
+            row_ids = _ids(ids[split], codes[split][rows])
             if vectors is None:
-                return {"label": pa.array(ids[split][rows], type=pa.int64())}
-            return {"label": pa.array([vectors[c] for c in ids[split][rows]], type=pa.list_(pa.int64()))}
+                return {"label": pa.array(row_ids, type=pa.int64())}
+            return {"label": pa.array([vectors[c] for c in row_ids], type=pa.list_(pa.int64()))}
 
-        tokenizer.save_pretrained(tmp / "tokenizer")
-        write_prepared(tmp, tokenizer, cleaned, dest, labels, columns, self._encode, self.num_proc)
-        finish(tmp, meta)
+        return dest, meta, labels
 
     def _encode(self, rows: dict, tokenizer) -> dict:
         import pyarrow.compute as pc

@@ -39,12 +39,13 @@ from lit_nlp.data.dedup import RowHashes
 
 log = logging.getLogger(__name__)
 
-# Rows per tokenizing task: 8,000 SST-2 rows are about 1 MB in and 3 MB out, and long enough
-# (a fifth of a second on one core) that handing them over costs little.
+# Rows per tokenizing task: 8,000 SST-2 rows are about 0.5 MB of text in and 1.5 MB of token
+# ids and jsonl out, and a fifth of a second of work on one core, so handing them to a worker
+# and back costs little beside it.
 TASK_ROWS = 8_000
 # the rows passed to a task's encode() at a time, as datasets.map passed them
 ENCODE_BATCH = 1_000
-PROGRESS_DELAY_S = 3.0
+PROGRESS_DELAY_S = 3.0  # a pass shows its progress bar once it has run this long (tests: none)
 # the cache's tokenized split: one Arrow file in the layout datasets.save_to_disk writes
 SHARD = "data-00000-of-00001.arrow"
 SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
@@ -142,11 +143,11 @@ class CleanedSource:
 @dataclass
 class Cleaned:
     """Pass 1's result: {split: CleanedSource}, the distinct `count_column` values in order of
-    first appearance, and the merged notes of the task's cleaning function."""
+    first appearance, and {split: the notes of the task's cleaning function, added up}."""
 
     sources: dict[str, CleanedSource]
     values: list
-    notes: dict[str, Counter]
+    notes: dict[str, dict[str, Counter]]
 
 
 @dataclass
@@ -181,41 +182,72 @@ def _clean_chunk(recipe: RowRecipe, chunk: pd.DataFrame):
 
 def clean_sources(streams: dict[str, Iterable[pd.DataFrame]], recipe: RowRecipe, work_dir: Path,
                   num_proc: int) -> Cleaned:
-    """Pass 1 over every source split (train first), see the module docstring."""
+    """Pass 1 over every source split (train first), see the module docstring; one set of
+    workers for all of them. `Cleaned.notes`: {split: the notes of its chunks, added up}."""
     work_dir.mkdir(parents=True, exist_ok=True)
+    release_memory()
     index: dict = {}  # count_column value -> code, over all splits
-    sources, notes = {}, {}
+    sources: dict[str, CleanedSource] = {}
+    notes: dict[str, dict[str, Counter]] = {}
     start, total = time.perf_counter(), 0
+    current = None  # (split, sink, writer, hashes, codes, rows) of the split being written
+
+    def close(current) -> None:
+        split, sink, writer, parts, codes, rows = current
+        writer.close()
+        sink.close()
+        sources[split] = CleanedSource(work_dir / f"{split}.arrow", rows, RowHashes.concat(parts),
+                                       np.concatenate(codes) if recipe.count_column else None)
+
+    items = ((split, chunk) for split, chunks in streams.items() for chunk in chunks)
     with progress(None, "reading and cleaning") as bar:
-        for split, chunks in streams.items():
-            path = work_dir / f"{split}.arrow"
-            parts, codes, writer, rows = [], [], None, 0
-            sink = pa.OSFile(str(path), "wb")
-            try:
-                for table, hashes, values, local, chunk_notes in parallel_map(
-                        lambda chunk: _clean_chunk(recipe, chunk), chunks, num_proc):
-                    if writer is None:
-                        writer = pa.ipc.new_file(sink, table.schema)
-                    writer.write_table(table)
-                    parts.append(hashes)
-                    if local is not None:
-                        codes.append(np.array([index.setdefault(v, len(index)) for v in values],
-                                              dtype=np.int32)[local])
-                    for name, counter in chunk_notes.items():
-                        notes.setdefault(name, Counter()).update(counter)
-                    rows += len(table)
-                    bar.update(len(table))
-            finally:
-                if writer is not None:
-                    writer.close()
-                sink.close()
-            sources[split] = CleanedSource(path, rows, RowHashes.concat(parts),
-                                           np.concatenate(codes) if recipe.count_column else None)
-            total += rows
+        try:
+            for split, (table, hashes, values, local, chunk_notes) in parallel_map(
+                    lambda item: (item[0], _clean_chunk(recipe, item[1])), items, num_proc):
+                if current is None or current[0] != split:
+                    if current is not None:
+                        close(current)
+                    sink = pa.OSFile(str(work_dir / f"{split}.arrow"), "wb")
+                    current = (split, sink, pa.ipc.new_file(sink, table.schema), [], [], 0)
+                current[2].write_table(table)
+                current[3].append(hashes)
+                if local is not None:
+                    current[4].append(np.array([index.setdefault(v, len(index)) for v in values],
+                                               dtype=np.int32)[local])
+                for name, counter in chunk_notes.items():
+                    notes.setdefault(split, {}).setdefault(name, Counter()).update(counter)
+                current = (*current[:5], current[5] + len(table))
+                total += len(table)
+                bar.update(len(table))
+        except BaseException:
+            if current is not None:
+                current[2].close()
+                current[1].close()
+            raise
+        if current is not None:
+            close(current)
     seconds = time.perf_counter() - start
     log.info("read and cleaned %d rows in %.1f s (%.0f rows/s, %d processes)", total, seconds,
              total / max(seconds, 1e-9), num_proc)
     return Cleaned(sources, list(index), notes)
+
+
+def release_memory() -> None:
+    """Hand freed memory back to the system before workers are forked: a forked worker's
+    resident set starts as its parent's, so every page the parent keeps counts again in each
+    worker (the per-row arrays of 10M rows are about 400 MB). glibc keeps freed small blocks
+    for reuse, Arrow its buffers; both are asked to let go."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    libc = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(libc).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl): nothing to trim
+        pass
 
 
 def destinations(sources: dict[str, CleanedSource], keep: dict[str, np.ndarray],
@@ -335,6 +367,7 @@ def _describe_dataset(folder: Path) -> None:
 def _write(tmp: Path, tokenizer, tasks: Iterable, splits: list[str], total: int, encode: Callable,
            num_proc: int) -> dict[str, int]:
     start = time.perf_counter()
+    release_memory()  # the callers have let go of what the workers do not need
     writers = SplitWriters(tmp, splits)
     try:
         with progress(total, "tokenizing") as bar:

@@ -189,12 +189,15 @@ class Seq2SeqDataModule(TaskDataModule):
         parts = carve_indices({s: int(mask.sum()) for s, mask in keep.items()}, None, self.val_ratio,
                               self.test_ratio, self.seed)
         dest = destinations(cleaned.sources, keep, parts)
-        if tokenizer is None:
-            tokenizer = source.build(chain(column_values(cleaned, dest, "train", "source"),
-                                           column_values(cleaned, dest, "train", "target")))
         meta = {"rows_read": rows_read,
                 "rows": {s: int(sum((d == SPLIT_IDS[s]).sum() for d in dest.values())) for s in parts},
                 "dropped": dropped, "cleaning": self.cleaner.to_config()}
+        del keep, parts
+        for kept in cleaned.sources.values():
+            kept.hashes = None  # tokenizing needs each row's split only
+        if tokenizer is None:
+            tokenizer = source.build(chain(column_values(cleaned, dest, "train", "source"),
+                                           column_values(cleaned, dest, "train", "target")))
         tokenizer.save_pretrained(tmp / "tokenizer")
         columns = list(dict.fromkeys([*self.fields, "target", "source", "references"]))  # _rows' columns
         write_prepared(tmp, tokenizer, cleaned, dest, lambda split, rows: {}, columns, self._encode, self.num_proc)
