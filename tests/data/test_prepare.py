@@ -136,3 +136,16 @@ def test_malformed_line_deep_in_a_large_file_stops_the_build_with_its_line(tmp_p
     assert "\n" not in message and str(path) in message
     assert "1 of 160,000 rows" in message and "line 150000 has 3" in message and "comma" in message
     assert not list((tmp_path / "cache").rglob("meta.json"))  # nothing half-built is taken for a cache
+
+
+def test_label_column_values_are_counted_over_the_whole_file(tmp_path, minilm, monkeypatch):
+    # chunks of 3 rows: the 0/1 columns' other values are counted over every chunk, as before
+    monkeypatch.setattr(io, "CHUNK_ROWS", 3)
+    rows = [{"text": f"text {i}", "toxic": ["1", "0", "yes"][i % 3], "insult": "0"} for i in range(12)]
+    path = write_table(rows, tmp_path / "labels.csv")
+    dm = ClassificationDataModule(train_file=str(path), label_columns=["toxic", "insult"],
+                                  cache_dir=str(tmp_path / "cache"), tokenizer=minilm, num_proc=1)
+    with pytest.raises(Exception) as err:
+        dm.prepare_data()
+    assert str(err.value) == (f"{path}: column 'toxic' has 4 values that are not 0/1 ('yes' x4); "
+                              "data.label_columns must name 0/1 columns")
