@@ -11,10 +11,9 @@ import datasets
 import pytest
 
 from conftest import synthetic_rows, write_table
-from lit_nlp.bench.data_baseline import prepare_whole
+from lit_nlp.bench.data_baseline import WholeFileCleaner, prepare_whole
 from lit_nlp.data import io, prepare
 from lit_nlp.data.classification import ClassificationDataModule
-from lit_nlp.data.cleaning import TextCleaner
 from lit_nlp.data.seq2seq import Seq2SeqDataModule
 from lit_nlp.data.tokenizers import PretrainedTokenizer
 from lit_nlp.resolvers import minilm_dir
@@ -71,7 +70,8 @@ def test_streamed_preparation_equals_the_whole_file_one(tmp_path, minilm, layout
                                   label_checks="warn", cache_dir=str(tmp_path / "cache"), tokenizer=minilm,
                                   num_proc=1, **settings)
     dm.prepare_data()
-    cleaner = TextCleaner(STEPS, lowercase=True)  # MiniLM is uncased: lowercase=auto settles on true
+    # the steps as they ran then; MiniLM is uncased, so lowercase=auto settles on true
+    cleaner = WholeFileCleaner(STEPS, lowercase=True)
     baseline = tmp_path / "baseline"
     baseline.mkdir()
     prepare_whole(baseline, files, minilm.build(), cleaner, text_column="text", label_column="label", fmt="csv",

@@ -4,7 +4,7 @@ and de-duplication keeps them; SST-2's own repeats and conflicts are dropped in 
 written as a tsv and prepared as `python train.py data=tsv` would prepare it (default cleaning,
 splits 0.1/0.1, MiniLM's tokenizer, max_length 128, a cold cache): by the streamed preparation
 (lit_nlp.data.prepare, `num_proc` processes), and, up to `baseline_max_rows`, by the whole-file
-path it replaced (lit_nlp.bench.data_baseline). Each run is a process of its own (`isolate`)
+path it replaced (lit_nlp.bench.data_baseline, with the cleaning steps as they ran then). Each run is a process of its own (`isolate`)
 whose tree's resident memory (RSS) and proportional set size (PSS: pages shared by forked
 workers counted once) are sampled every SAMPLE_S; rows/s is corpus rows over the seconds from
 the files to the finished cache, imports left out; CPU s is user + system time of the process
@@ -53,8 +53,14 @@ def write_corpus(rows: int, sst2_train: str, path: Path) -> Path:
 
 # ----------------------------------------------------------------------------- one run
 def prepare_once(side: str, corpus: str, cache_dir: str, num_proc: int | None) -> dict:
-    """Prepare `corpus` into `cache_dir` by `side` (streamed | whole); {seconds, cpu_s, rows}."""
-    from lit_nlp.data.tokenizers import PretrainedTokenizer
+    """Prepare `corpus` into `cache_dir` by `side` (streamed | whole); {seconds, cpu_s, rows}.
+    The modules are imported before the clock starts (a run's imports do not grow with its rows)."""
+    import datasets  # noqa: F401  (both sides write datasets folders)
+    import transformers  # noqa: F401
+
+    from lit_nlp.bench.data_baseline import WholeFileCleaner, prepare_whole
+    from lit_nlp.data.classification import ClassificationDataModule
+    from lit_nlp.data.tokenizers import PretrainedTokenizer, tokenizer_before_data
     from lit_nlp.resolvers import minilm_dir
 
     source = PretrainedTokenizer(minilm_dir())
@@ -63,18 +69,12 @@ def prepare_once(side: str, corpus: str, cache_dir: str, num_proc: int | None) -
     before = _cpu_seconds()
     start = time.perf_counter()
     if side == "streamed":
-        from lit_nlp.data.classification import ClassificationDataModule
-
         dm = ClassificationDataModule(train_file=corpus, format="tsv", cleaning={"steps": STEPS}, cache_dir=cache_dir,
                                       tokenizer=source, num_proc=num_proc, **settings)
         dm.prepare_data()
         meta = json.loads((dm.cache_path / "meta.json").read_text())
     else:
-        from lit_nlp.bench.data_baseline import prepare_whole
-        from lit_nlp.data.cleaning import TextCleaner
-        from lit_nlp.data.tokenizers import tokenizer_before_data
-
-        cleaner = TextCleaner(STEPS)
+        cleaner = WholeFileCleaner(STEPS)
         tokenizer = tokenizer_before_data(source, cleaner)
         folder = Path(cache_dir) / "whole"
         folder.mkdir(parents=True, exist_ok=True)
