@@ -24,7 +24,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # this environment): width-64 models gain nothing from a second thread (a tiny-BERT step of 32 x
 # 32 tokens: 16.5 ms on one, 17.5 ms on two, idle machine), while on the shared 2-core machine two
 # threads spin on each other (0.3-0.7 s a step while another job held a core); and the second
-# core is left to a subprocess that a test starts beside pytest (conftest.Started). Set before
+# core runs pytest's other worker (pyproject.toml's addopts: -n 2). Set before
 # anything imports torch: tests compare runs in this process with runs in subprocesses bit for
 # bit, and another thread count sums in another order
 os.environ.setdefault("OMP_NUM_THREADS", "1")
