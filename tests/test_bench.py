@@ -202,16 +202,18 @@ def test_data_suite_options_and_a_tiny_run(tmp_path):
     from lit_nlp.bench import data_prep
     from lit_nlp.bench.run import run_bench
 
-    opts = parse(["suite=data", f"out={tmp_path}", "sizes=400,4000", "num_proc=2", "isolate=false"])
+    # not ../shared's SST-2 (its default): any checkout runs this
+    sst2 = write_table([{"sentence": r["text"], "label": int(r["label"] == "positive")}  # SST-2's layout
+                        for r in synthetic_rows(300, seed=5)], tmp_path / "sst2.tsv")
+    opts = parse(["suite=data", f"out={tmp_path}", "sizes=400,4000", "num_proc=2", "isolate=false",
+                  f"sst2_train={sst2}"])
     assert opts["sizes"] == [400, 4000] and opts["num_proc"] == 2 and opts["isolate"] is False
     assert opts["parts"] == ["data"] and opts["baseline_max_rows"] == 1_000_000
-    assert parse(["suite=data", f"out={tmp_path}"])["sizes"] == [100_000, 1_000_000, 10_000_000]
+    assert parse(["suite=data", f"out={tmp_path}", f"sst2_train={sst2}"])["sizes"] == [100_000, 1_000_000, 10_000_000]
     with pytest.raises(LitNlpError) as err:
         parse(["suite=data", "sizes=10,x", "num_proc=0", "sst2_train=missing.tsv"])
     msg = str(err.value)
     assert "sizes=10,x" in msg and "num_proc=0" in msg and "sst2_train=missing.tsv" in msg and "\n" not in msg
-    sst2 = write_table([{"sentence": r["text"], "label": int(r["label"] == "positive")}  # SST-2's layout
-                        for r in synthetic_rows(300, seed=5)], tmp_path / "sst2.tsv")
     corpus = data_prep.write_corpus(700, str(sst2), tmp_path / "corpus.tsv")
     lines = corpus.read_text().splitlines()
     assert len(lines) == 701 and lines[0] == "sentence\tlabel"

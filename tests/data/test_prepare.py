@@ -10,7 +10,7 @@ import random
 import datasets
 import pytest
 
-from conftest import synthetic_rows, write_table
+from conftest import ROOT, synthetic_rows, write_table
 from lit_nlp.bench.data_baseline import WholeFileCleaner, prepare_whole
 from lit_nlp.data import io, prepare
 from lit_nlp.data.classification import ClassificationDataModule
@@ -19,6 +19,7 @@ from lit_nlp.data.tokenizers import PretrainedTokenizer
 from lit_nlp.resolvers import minilm_dir
 
 STEPS = ["unicode", "html", "urls", "emails", "mentions", "contractions", "whitespace"]
+SST2 = ROOT.parent / "shared" / "data" / "sst2"  # beside the checkout on the project's machines, not in every clone
 
 
 def messy_rows(n: int, seed: int) -> list[dict]:
@@ -70,20 +71,47 @@ def test_streamed_preparation_equals_the_whole_file_one(tmp_path, minilm, layout
                                   label_checks="warn", cache_dir=str(tmp_path / "cache"), tokenizer=minilm,
                                   num_proc=1, **settings)
     dm.prepare_data()
+    meta = assert_same_as_whole_file_path(dm, tmp_path, files, minilm, text_column="text", label_column="label",
+                                          fmt="csv", **settings)
+    assert {"train/duplicate", "train/conflicting_labels", "train/empty", "train/empty_label"} <= set(meta["dropped"])
+
+
+@pytest.mark.skipif(not (SST2 / "train.tsv").is_file(), reason=f"SST-2 not found in {SST2}")
+def test_streamed_preparation_equals_the_whole_file_one_on_sst2(tmp_path, minilm):
+    # SST-2's first 20,000 training sentences and its dev file as the validation file, in two
+    # processes (pass 1 forks for the second file)
+    train = tmp_path / "train.tsv"
+    with open(SST2 / "train.tsv", encoding="utf-8") as fh:
+        train.write_text("".join(fh.readlines()[:20_001]), encoding="utf-8")
+    files = {"train": str(train), "validation": str(SST2 / "dev.tsv"), "test": None}
+    settings = dict(text_pair_column=None, val_ratio=0.1, test_ratio=0.1, num_folds=None, fold=0, seed=42,
+                    max_length=66, label_names=["negative", "positive"])
+    dm = ClassificationDataModule(train_file=files["train"], validation_file=files["validation"], format="tsv",
+                                  text_column="sentence", cleaning={"steps": STEPS}, cache_dir=str(tmp_path / "cache"),
+                                  tokenizer=minilm, num_proc=2, **settings)
+    dm.prepare_data()
+    meta = assert_same_as_whole_file_path(dm, tmp_path, files, minilm, text_column="sentence", label_column="label",
+                                          fmt="tsv", **settings)
+    # 22 of SST-2's repeats among these rows; every row read is kept or counted as dropped
+    assert meta["dropped"] == {"train/duplicate": 22}
+    assert meta["rows_read"]["train"] == meta["rows"]["train"] + meta["rows"]["test"] + 22
+
+
+def assert_same_as_whole_file_path(dm, tmp_path, files, minilm, **settings) -> dict:
+    """The cache `dm` built equals the whole-file path's (meta counts, cleaned rows, tokenized
+    rows); returns the meta."""
     # the steps as they ran then; MiniLM is uncased, so lowercase=auto settles on true
     cleaner = WholeFileCleaner(STEPS, lowercase=True)
     baseline = tmp_path / "baseline"
     baseline.mkdir()
-    prepare_whole(baseline, files, minilm.build(), cleaner, text_column="text", label_column="label", fmt="csv",
-                  **settings)
+    prepare_whole(baseline, files, minilm.build(), cleaner, **settings)
     new, old = cache_contents(dm.cache_path), cache_contents(baseline)
     for key in ("label_names", "rows_read", "rows", "dropped", "label_counts", "cleaning"):
         assert new["meta"][key] == old["meta"][key], key
-    assert {"train/duplicate", "train/conflicting_labels", "train/empty", "train/empty_label"} <= set(
-        new["meta"]["dropped"])
     for split in ("train", "validation", "test"):
         assert new[split][0] == old[split][0], f"{split}.jsonl"
         assert new[split][1] == old[split][1] and new[split][2] == old[split][2], f"{split} tokenized"
+    return new["meta"]
 
 
 def test_num_proc_gives_the_same_cache(tmp_path, minilm, monkeypatch):

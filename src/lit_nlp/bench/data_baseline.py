@@ -4,9 +4,11 @@ csv/tsv file is read whole into Python lists, then a DataFrame; cleaning maps th
 duplicates, conflicts and leakage are found on sets and pandas' `duplicated` over the texts;
 the splits are DataFrames; each split is tokenized by one `datasets.map` and saved with
 `save_to_disk`. Single-label classification from csv/tsv only, which is what the benchmark and
-the equality test run. The cleaning steps are as they ran then too (`WholeFileCleaner`: every
-pattern on every text); the steps that were not a matter of memory or speed (label checks,
-label ids, the split arithmetic) are today's code, shared with the data module.
+the equality test run. The cleaning steps and the splits are as they ran then too
+(`WholeFileCleaner`: every pattern on every text; `carve_splits_whole`: row indices per class
+found by a scan per class, splits cut from DataFrames), so that the test compares the rows kept
+and the splits drawn with the code that drew them before; the label checks, which were not a
+matter of memory or speed, are today's code, shared with the data module.
 
 Not used by training: `lit_nlp.data.classification` prepares data in chunks (lit_nlp.data.prepare).
 """
@@ -21,6 +23,7 @@ import unicodedata
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lit_nlp.codecs.classification import tokenize
@@ -28,7 +31,6 @@ from lit_nlp.data.cache import DONE_MARKER
 from lit_nlp.data import cleaning
 from lit_nlp.data.cleaning import TextCleaner
 from lit_nlp.data.labels import check_labels
-from lit_nlp.data.splits import carve_splits
 from lit_nlp.errors import LitNlpError
 
 
@@ -131,6 +133,63 @@ def drop_rows_whole(splits: dict, key_columns: list[str], cleaner: TextCleaner,
     return out, {k: v for k, v in dropped.items() if v}
 
 
+# ----------------------------------------------------------------------------- splits, as drawn then
+def _shuffled_by_class(labels, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    return {c: rng.permutation(np.flatnonzero(labels == c)) for c in sorted(set(labels.tolist()))}
+
+
+def _stratified_split(labels, ratios: list[float], seed: int) -> list[np.ndarray]:
+    parts: list[list[int]] = [[] for _ in ratios]
+    for idx in _shuffled_by_class(labels, seed).values():
+        n = len(idx)
+        raw = np.asarray(ratios, dtype=float) * n
+        counts = np.floor(raw).astype(int)
+        for j in np.argsort(-(raw - counts))[: n - counts.sum()]:
+            counts[j] += 1
+        for j in range(1, len(counts)):
+            if counts[j] == 0 and ratios[j] > 0 and counts[0] > 1:
+                counts[j], counts[0] = 1, counts[0] - 1
+        start = 0
+        for j, count in enumerate(counts):
+            parts[j].extend(idx[start:start + count].tolist())
+            start += count
+    return [np.sort(np.asarray(p, dtype=int)) for p in parts]
+
+
+def _stratified_fold(labels, num_folds: int, fold: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    train, val = [], []
+    for idx in _shuffled_by_class(labels, seed).values():
+        in_fold = np.arange(len(idx)) % num_folds == fold
+        val.extend(idx[in_fold].tolist())
+        train.extend(idx[~in_fold].tolist())
+    return np.sort(np.asarray(train, dtype=int)), np.sort(np.asarray(val, dtype=int))
+
+
+def carve_splits_whole(frames: dict, stratify_by: str, val_ratio: float, test_ratio: float, seed: int,
+                       num_folds: int | None = None, fold: int = 0) -> dict:
+    """lit_nlp.data.splits.carve_splits as it was: test carved from train, then validation (a fold,
+    or carved by val_ratio), on DataFrames."""
+    frames = dict(frames)
+    train = frames["train"]
+    test_carved = "test" not in frames and test_ratio > 0
+    if test_carved:
+        rest, test = _stratified_split(train[stratify_by], [1 - test_ratio, test_ratio], seed)
+        frames["test"], train = train.iloc[test], train.iloc[rest]
+    if num_folds:
+        if "validation" in frames:
+            train = pd.concat([train, frames["validation"]], ignore_index=True)
+        rest, val = _stratified_fold(train[stratify_by], num_folds, fold, seed)
+        frames["validation"], train = train.iloc[val], train.iloc[rest]
+    elif "validation" not in frames:
+        share = val_ratio / (1 - test_ratio) if test_carved else val_ratio
+        rest, val = _stratified_split(train[stratify_by], [1 - share, share], seed + 1)
+        frames["validation"], train = train.iloc[val], train.iloc[rest]
+    frames["train"] = train
+    return {s: frames[s].reset_index(drop=True) for s in ("train", "validation", "test") if s in frames}
+
+
 # ----------------------------------------------------------------------------- the whole build
 def prepare_whole(tmp: Path, files: dict[str, str | None], tokenizer, cleaner: TextCleaner, *, text_column: str,
                   label_column: str, text_pair_column: str | None = None, label_names: list[str] | None = None,
@@ -172,7 +231,7 @@ def prepare_whole(tmp: Path, files: dict[str, str | None], tokenizer, cleaner: T
             frame["label"] = labels.astype(int)  # GLUE's 0/1 with label_names
         else:
             frame["label"] = labels.map(index)
-    frames = carve_splits(frames, "label", val_ratio, test_ratio, seed, num_folds, fold)
+    frames = carve_splits_whole(frames, "label", val_ratio, test_ratio, seed, num_folds, fold)
     meta = {"label_names": names, "rows_read": rows_read, "rows": {s: len(f) for s, f in frames.items()},
             "dropped": dropped, "multi_label": False,
             "label_counts": {s: [int((f["label"] == i).sum()) for i in range(len(names))] for s, f in frames.items()},
