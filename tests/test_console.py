@@ -11,10 +11,15 @@ import pytest
 
 
 @pytest.fixture
-def handlers(tmp_path):
+def handlers(tmp_path, monkeypatch):
     """A console and a log file on the root logger, as Hydra's job logging sets them up;
-    the logging state that quiet_console changes is put back afterwards."""
+    the logging state that quiet_console changes is put back afterwards. Lightning's rank is 0,
+    as in a single-process run: rank_zero_info says nothing on another rank, and a test run
+    earlier in this process may have left another (a strategy sets it process-wide)."""
     import transformers
+    from lightning_utilities.core.rank_zero import rank_zero_only
+
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
 
     root = logging.getLogger()
     saved = root.handlers[:], root.level
