@@ -79,15 +79,24 @@ class WordPieceTokenizer:
 
         if texts is None:
             raise LitNlpError("a trained tokenizer needs training texts; none were given")
-        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        tok.normalizer = normalizers.BertNormalizer(lowercase=self.lowercase)
-        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        normalizer = normalizers.BertNormalizer(lowercase=self.lowercase)
+        pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        words = _WordsWithContinuations(normalizer, pre_tokenizer)
+        # tokenizers' WordPieceTrainer is BPE over words whose later characters carry "##";
+        # it makes those "##x" pieces in hash-map order, so their ids, and the merges that
+        # tie on counts, change from one process to the next (huggingface/tokenizers#1794).
+        # The same BPE here on characters that stand for "##x", each a character of its own
+        # in the (sorted) alphabet, learns the same kind of vocabulary, the same every time.
+        bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
+        bpe.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        trainer = trainers.BpeTrainer(vocab_size=self.vocab_size, min_frequency=self.min_frequency,
+                                      special_tokens=self.SPECIAL, show_progress=False)
+        bpe.train_from_iterator(map(words.marked, texts), trainer)
+        vocab = {words.piece(token) if token not in self.SPECIAL else token: i for token, i in bpe.get_vocab().items()}
+        tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+        tok.normalizer = normalizer
+        tok.pre_tokenizer = pre_tokenizer
         tok.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(
-            vocab_size=self.vocab_size, min_frequency=self.min_frequency,
-            special_tokens=self.SPECIAL, show_progress=False,
-        )
-        tok.train_from_iterator(texts, trainer)
         cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]",
@@ -102,6 +111,35 @@ class WordPieceTokenizer:
 
     def cache_key(self) -> dict:
         return {"kind": "wordpiece", **vars(self)}
+
+
+class _WordsWithContinuations:
+    """Texts as WordPiece training sees them: normalized, split into words, and every character
+    after a word's first written as a stand-in character for "##<character>" (`marked`); a
+    learnt piece back in WordPiece's spelling (`piece`). The stand-ins are private-use code
+    points, from the top of plane 16 down: BertNormalizer removes every private-use character
+    from the texts, so none of them can be a text's own."""
+
+    def __init__(self, normalizer, pre_tokenizer):
+        self.normalizer, self.pre_tokenizer = normalizer, pre_tokenizer
+        self.stand_in: dict[str, str] = {}  # character -> its "##" stand-in
+        self.of_stand_in: dict[str, str] = {}
+
+    def marked(self, text: str) -> str:
+        words = [word for word, _ in self.pre_tokenizer.pre_tokenize_str(self.normalizer.normalize_str(text))]
+        return " ".join(word[0] + "".join(map(self._stand_in, word[1:])) for word in words if word)
+
+    def _stand_in(self, char: str) -> str:
+        mark = self.stand_in.get(char)
+        if mark is None:
+            mark = chr(0x10FFFD - len(self.stand_in))
+            self.stand_in[char], self.of_stand_in[mark] = mark, char
+        return mark
+
+    def piece(self, token: str) -> str:
+        if token[0] in self.of_stand_in:
+            return "##" + "".join(self.of_stand_in[c] for c in token)
+        return token[0] + "".join(self.of_stand_in.get(c, c) for c in token[1:])
 
 
 class BPETokenizer:
