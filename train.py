@@ -11,7 +11,6 @@ from lit_nlp.distributed import shared_run_dir_argv, sweep_job_argv
 from lit_nlp.errors import exit_on_user_error
 from lit_nlp.run_dir import resume_argv
 from lit_nlp.sweeps.jobs import sweep_job
-from lit_nlp.train import train
 from lit_nlp.trainer_args import trainer_argv
 
 
@@ -19,6 +18,10 @@ from lit_nlp.trainer_args import trainer_argv
 @exit_on_user_error
 @sweep_job  # in a sweep (-m) a failed job is recorded and the others go on
 def main(cfg: DictConfig) -> float:
+    # torch and Lightning load here, after Hydra composed the config: a misspelt option is
+    # reported in about a second, not after the imports
+    from lit_nlp.train import train
+
     quiet_console()  # library details to train.log, not the terminal
     return train(cfg)
 

@@ -2,12 +2,15 @@
 names it and the close matches, in a run, a sweep (-m, Optuna too) and with resume=, before
 anything is written; Hydra's page (config search path, HYDRA_FULL_ERROR) never shows.
 
-The CLI tests start train.py as a user does (about 6 s each: importing torch and Lightning; the
-six are started together); the message details are checked in-process on Hydra's own exceptions."""
+The CLI tests start train.py as a user does (the six are started together); train.py loads torch
+and Lightning only once the config composed, so each takes about a second, but the one with a
+`trainer.` key (Lightning's arguments are read from its Trainer). The message details are
+checked in-process on Hydra's own exceptions."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -56,8 +59,7 @@ MISSPELT_KEYS = {
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory):
     """Every command line of this section, each in a folder of its own, started together when
-    the first test asks for one (each spends its ~6 s importing torch and Lightning, one core at
-    a time, so 2 cores import two at once): name -> (folder, its one `error:` line)."""
+    the first test asks for one: name -> (folder, its one `error:` line)."""
     def folder(name: str) -> Path:
         return tmp_path_factory.mktemp(name)
 
@@ -117,6 +119,18 @@ def test_a_misspelt_key_with_resume_leaves_the_run_as_it_was(cli):
     run = folder / "run"
     assert [p.name for p in run.iterdir()] == ["config.yaml"]
     assert (run / "config.yaml").read_bytes() == (folder / "saved.yaml").read_bytes()
+
+
+def test_a_misspelt_option_stops_train_py_before_torch_loads(tmp_path):
+    """The error comes in about a second, not after the ~6 s of importing torch and Lightning."""
+    probe = ("import runpy, sys\n"
+             "sys.argv = ['train.py', 'model=bert_tinyy']\n"
+             "try:\n    runpy.run_path('train.py', run_name='__main__')\n"
+             "except SystemExit as stop:\n    print(stop.code, 'torch' in sys.modules, 'lightning' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout.split() == ["2", "False", "False"], result.stdout + result.stderr
+    assert result.stderr.startswith("error: model=bert_tinyy is not a model config")
 
 
 # ----------------------------------------------------------------- the messages

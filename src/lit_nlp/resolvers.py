@@ -14,7 +14,6 @@ import os
 import re
 from pathlib import Path
 
-import torch
 from omegaconf import OmegaConf
 
 # accelerator values under which Lightning picks a CUDA device when there is one
@@ -38,12 +37,16 @@ def demo_file() -> str:
 
 def on_cuda(accelerator: str = "auto") -> bool:
     """Will the run train on a CUDA GPU? (`trainer.accelerator` is auto/gpu/cuda and one exists.)"""
+    import torch  # here, not at the top: `import lit_nlp` (and train.py's config checks) stay torch-free
+
     return str(accelerator) in CUDA_ACCELERATORS and torch.cuda.is_available()
 
 
 def default_precision(accelerator: str = "auto") -> str:
     """bf16-mixed on a CUDA GPU that has bf16 (Ampere and newer), else 32-true: bf16 autocast
     on a CPU is slower than fp32 there, and older GPUs would need fp16 with a loss scaler."""
+    import torch
+
     return "bf16-mixed" if on_cuda(accelerator) and torch.cuda.is_bf16_supported() else "32-true"
 
 

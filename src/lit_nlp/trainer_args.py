@@ -29,15 +29,15 @@ def trainer_arguments() -> tuple[str, ...]:
 
 def trainer_overrides(overrides: list[str]) -> list[str]:
     """Hydra overrides with every `trainer.<Trainer argument>=...` made `++trainer....`; one
-    error for all misspelt names."""
-    known = trainer_arguments()
+    error for all misspelt names. Lightning is imported only when there is such an override, so
+    a command line without one reaches Hydra's config checks before torch loads."""
     out, problems = [], []
     for override in overrides:
         match = TRAINER_KEY.match(override)
         if not match or match.group(1).startswith("_"):
             out.append(override)
             continue
-        name = match.group(1)
+        name, known = match.group(1), trainer_arguments()
         if name in known:
             out.append("++" + override)
             continue
