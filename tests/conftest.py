@@ -29,6 +29,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # bit, and another thread count sums in another order
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# absl's log handler (absl comes with tensorboard and rouge-score) writes to the sys.stderr of the
+# moment absl is imported, and when logging's handlers are closed (Hydra's job logging does it
+# in every run_cli) it closes that stream unless it is sys.stderr at that moment. Imported
+# during a test, that stream is pytest's capture file; closed later under capsys, every
+# following test of the worker errors with "I/O operation on closed file" in pytest's capture.
+# Its handler writes to the process's own stderr instead, which it never closes
+import absl.logging  # noqa: E402
+
+absl.logging.get_absl_handler().python_handler.setStream(sys.__stderr__)
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 

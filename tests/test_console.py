@@ -19,7 +19,7 @@ def handlers(tmp_path, monkeypatch):
     import transformers
     from lightning_utilities.core.rank_zero import rank_zero_only
 
-    monkeypatch.setattr(rank_zero_only, "rank", 0)
+    monkeypatch.setattr(rank_zero_only, "rank", 0, raising=False)  # set when Lightning is imported
 
     root = logging.getLogger()
     saved = root.handlers[:], root.level
@@ -75,3 +75,17 @@ def test_details_go_to_the_log_file_at_debug(handlers, tmp_path):
     assert "[lightning.pytorch.utilities.rank_zero][DEBUG] - GPU available" in log
     assert "[py.warnings][DEBUG] - " in log and "LeafSpec" in log
     assert "[lit_nlp.console][INFO] - newly initialised" in log
+
+
+def test_closing_absls_handler_leaves_pytests_capture_open(capsys):
+    """The harness, not lit_nlp (tests/conftest.py): absl's handler is closed here as Hydra's job
+    logging closes every handler, while capsys holds sys.stderr; pytest's capture file must
+    stay open, or every later test of this worker errors in pytest's capture."""
+    import sys
+
+    import absl.logging
+
+    handler = absl.logging.get_absl_handler().python_handler
+    stream = handler.stream
+    handler.close()
+    assert not stream.closed and stream is sys.__stderr__
