@@ -8,8 +8,14 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from lit_nlp.data.labels import check_labels, rarest_label, read_label_columns, split_label_lists
-from lit_nlp.errors import LitNlpError
+from lit_nlp.data.labels import (
+    check_labels,
+    label_column_problems,
+    label_sets_of_columns,
+    rarest_label,
+    split_label_lists,
+)
+from lit_nlp.errors import LitNlpError, raise_if_any
 
 
 def check(counts: dict, rows: int | None = None, multi_label: bool = False):
@@ -57,6 +63,13 @@ def test_single_row_classes_among_thousands_are_noted_not_refused():
 def test_split_label_lists():
     cells = pd.Series(["sports|politics", "politics | sports|", "", "tech|tech"])
     assert split_label_lists(cells, "|").tolist() == [("politics", "sports"), ("politics", "sports"), (), ("tech",)]
+
+
+def read_label_columns(frame: pd.DataFrame, columns: list[str], source: str) -> pd.Series:
+    """A whole frame's label sets, or its one error, as the data module reads them chunk by chunk."""
+    sets, bad = label_sets_of_columns(frame, columns)
+    raise_if_any(label_column_problems(bad, source))
+    return sets
 
 
 def test_read_label_columns_and_its_errors():

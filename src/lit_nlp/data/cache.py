@@ -87,6 +87,17 @@ def write_splits(tmp: Path, tokenizer, frames: dict, encode: Callable[..., dict]
     finish(tmp, meta)
 
 
+def write_streamed_splits(tmp: Path, tokenizer, cleaned, dest: dict, extra: Callable, columns: list[str],
+                          encode: Callable[..., dict], meta: dict, num_proc: int) -> None:
+    """`write_splits` for the streamed preparation (lit_nlp.data.prepare.write_prepared): the
+    same layout, with the splits' rows read back from pass 1's files as `dest` assigns them."""
+    from lit_nlp.data.prepare import write_prepared
+
+    tokenizer.save_pretrained(tmp / "tokenizer")
+    write_prepared(tmp, tokenizer, cleaned, dest, extra, columns, encode, num_proc)
+    finish(tmp, meta)
+
+
 def finish(tmp: Path, meta: dict) -> None:
     """The last step of a build: the work files of the streamed preparation removed, and
     DONE_MARKER written (a cache without it is unfinished)."""

@@ -16,16 +16,21 @@ from importlib import resources
 from itertools import chain
 from pathlib import Path
 
-import pandas as pd
-
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from lit_nlp.codecs.classification import pad_batch, tokenize_to_arrow
-from lit_nlp.data.cache import finish
+from lit_nlp.data.cache import write_streamed_splits
 from lit_nlp.data.cleaning import TextCleaner, drop_rows_hashed, log_dropped
 from lit_nlp.data.io import require_columns
-from lit_nlp.data.labels import check_labels, label_column_problems, label_sets_of_columns, split_label_lists
+from lit_nlp.data.labels import (
+    check_labels,
+    label_column_problems,
+    label_sets_of_columns,
+    rarest_label,
+    split_label_lists,
+)
 from lit_nlp.data.prepare import (
     SPLIT_IDS,
     WORK_DIR,
@@ -34,7 +39,7 @@ from lit_nlp.data.prepare import (
     clean_sources,
     column_values,
     destinations,
-    write_prepared,
+    split_rows,
 )
 from lit_nlp.data.splits import carve_indices, ratio_problems
 from lit_nlp.data.tables import TableFiles
@@ -234,7 +239,7 @@ class ClassificationDataModule(TaskDataModule):
         if self.multi_label:
             vectors = [[int(name in labels) for name in names] for labels in values]
             # each row's rarest label is its stratum; ranks of the strata in sorted order split as the strata do
-            rarest = [min(labels, key=lambda lab: (counts[lab], lab)) if labels else "" for labels in values]
+            rarest = rarest_label(pd.Series(values, dtype=object), counts).tolist()
             rank = {stratum: r for r, stratum in enumerate(sorted(set(rarest)))}
             stratum_of = np.array([rank[stratum] for stratum in rarest], dtype=np.int64)
         for split, present in codes.items():
@@ -301,9 +306,7 @@ class ClassificationDataModule(TaskDataModule):
         if tokenizer is None:
             tokenizer = source.build(chain.from_iterable(column_values(cleaned, dest, "train", column)
                                                          for column in columns[:-1]))
-        tokenizer.save_pretrained(tmp / "tokenizer")
-        write_prepared(tmp, tokenizer, cleaned, dest, labels, columns, self._encode, self.num_proc)
-        finish(tmp, meta)
+        write_streamed_splits(tmp, tokenizer, cleaned, dest, labels, columns, self._encode, meta, self.num_proc)
 
     def _decide(self, cleaned: Cleaned) -> tuple[dict, dict, Callable]:
         """What pass 1's arrays decide: (each source row's output split, meta, labels(source
@@ -320,7 +323,7 @@ class ClassificationDataModule(TaskDataModule):
         meta = {
             "label_names": label_names,
             "rows_read": {split: source.rows for split, source in cleaned.sources.items()},
-            "rows": {split: sum(int((d == SPLIT_IDS[split]).sum()) for d in dest.values()) for split in parts},
+            "rows": split_rows(dest),
             "dropped": dropped,
             "multi_label": self.multi_label,
             "label_counts": counts,  # rows per class; multi-label: rows that carry each label

@@ -111,8 +111,7 @@ class TableStream:
         self._chunk_rows = rows or CHUNK_ROWS
         first, self._first = self._first, []
         for chunk in chain(first, self._chunks):
-            if columns is not None and not set(columns) <= set(chunk.columns):
-                chunk = chunk.reindex(columns=list(chunk.columns) + [c for c in columns if c not in chunk.columns])
+            chunk = _with_columns(chunk, columns)
             self.rows += len(chunk)
             yield chunk
         if self.rows == 0:
@@ -357,8 +356,15 @@ class FrameStream:
 
     def chunks(self, rows: int | None = None, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
         for frame in self._frames:
-            yield frame if columns is None else frame.reindex(columns=list(frame.columns) + [
-                c for c in columns if c not in frame.columns])
+            yield _with_columns(frame, columns)
+
+
+def _with_columns(chunk: pd.DataFrame, columns: list[str] | None) -> pd.DataFrame:
+    """The chunk with every one of `columns` (those it lacks added, all missing, as in a
+    whole-file read of rows where some lack a key)."""
+    if columns is None or set(columns) <= set(chunk.columns):
+        return chunk
+    return chunk.reindex(columns=list(chunk.columns) + [c for c in columns if c not in chunk.columns])
 
 
 _LONE_CR = re.compile(r"\r(?!\n)")

@@ -8,7 +8,6 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from lit_nlp.errors import raise_if_any
 
 # A label that reads like running text: a sentence that slipped into the label column (a row
 # broken by an unquoted line break, a shifted column). Class names rarely run past 4 words
@@ -27,19 +26,11 @@ def split_label_lists(labels: pd.Series, separator: str) -> pd.Series:
     return labels.map(lambda cell: tuple(sorted({p.strip() for p in str(cell).split(separator)} - {""})))
 
 
-def read_label_columns(frame: pd.DataFrame, columns: list[str], source: str) -> pd.Series:
-    """Several 0/1 columns (one per label, named by the column) -> a label set per row.
-    0/1, 0.0/1.0 and true/false are read; anything else, empty cells included, is an error
-    naming the column, the count and the values."""
-    sets, bad = label_sets_of_columns(frame, columns)
-    raise_if_any(label_column_problems(bad, source))
-    return sets
-
-
 def label_sets_of_columns(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.Series, dict[str, Counter]]:
-    """`read_label_columns` without the error, for a file read in chunks: (a label set per row,
-    {column: Counter of its values that are not 0/1}), the counters added up over the chunks
-    and reported by `label_column_problems`."""
+    """Several 0/1 columns (one per label, named by the column) -> a label set per row. 0/1,
+    0.0/1.0 and true/false are read; anything else, empty cells included, is counted: (a label
+    set per row, {column: Counter of its values that are not 0/1}). A file read in chunks adds
+    the counters up over its chunks; `label_column_problems` makes them the error."""
     bad, flags = {}, {}
     for column in columns:
         values = frame[column].astype(str).str.strip().str.lower()

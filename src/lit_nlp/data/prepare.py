@@ -263,6 +263,12 @@ def destinations(sources: dict[str, CleanedSource], keep: dict[str, np.ndarray],
     return dest
 
 
+def split_rows(dest: dict[str, np.ndarray]) -> dict[str, int]:
+    """{output split: its rows} of the splits that have rows, in SPLIT_IDS order."""
+    rows = {split: int(sum(np.count_nonzero(d == code) for d in dest.values())) for split, code in SPLIT_IDS.items()}
+    return {split: n for split, n in rows.items() if n}
+
+
 def _batches(source: CleanedSource) -> Iterator[pa.RecordBatch]:
     """The cleaned rows of a source back from disk, batch by batch (read, not memory-mapped: a
     mapped file's pages would count in the process's resident memory as it is read through)."""
@@ -390,8 +396,8 @@ def write_prepared(tmp: Path, tokenizer, cleaned: Cleaned, dest: dict[str, np.nd
     columns from disk, plus `extra(source split, row positions)` such as label ids), tokenized by
     `encode(rows, tokenizer=...)` into tmp/<split>/ and written as tmp/<split>.jsonl. Returns
     {split: rows written}."""
-    splits = [s for s in SPLIT_IDS if any((d == SPLIT_IDS[s]).any() for d in dest.values())]
-    total = int(sum((d >= 0).sum() for d in dest.values()))
+    rows = split_rows(dest)
+    splits, total = list(rows), sum(rows.values())
 
     def tasks():
         pending: dict[str, list[pa.Table]] = {s: [] for s in splits}

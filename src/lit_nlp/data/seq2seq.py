@@ -20,17 +20,16 @@ import numpy as np
 import pandas as pd
 
 from lit_nlp.codecs.seq2seq import encode_sources, pad_seq2seq, template_fields
-from lit_nlp.data.cache import finish
+from lit_nlp.data.cache import write_streamed_splits
 from lit_nlp.data.cleaning import TextCleaner, drop_rows_hashed, log_dropped
 from lit_nlp.data.io import FrameStream, require_columns
 from lit_nlp.data.prepare import (
-    SPLIT_IDS,
     WORK_DIR,
     RowRecipe,
     clean_sources,
     column_values,
     destinations,
-    write_prepared,
+    split_rows,
 )
 from lit_nlp.data.shapes import bucket_lengths
 from lit_nlp.data.splits import carve_indices, ratio_problems
@@ -176,9 +175,9 @@ class Seq2SeqDataModule(TaskDataModule):
             raise LitNlpError("no training split: set data.train_file or data.hub_splits.train")
         recipe = RowRecipe(self._rows, ["source"], self.fields, {"target": "empty_target"})
         cleaned = clean_sources(streams, recipe, tmp / WORK_DIR, self.num_proc)
-        rows_read = {s: source.rows for s, source in cleaned.sources.items()}
+        rows_read = {s: c.rows for s, c in cleaned.sources.items()}
         eval_sources = {s: self.tables.source_name(s) for s in cleaned.sources if s != "train"}
-        keep, dropped = drop_rows_hashed({s: source.hashes for s, source in cleaned.sources.items()}, self.cleaner,
+        keep, dropped = drop_rows_hashed({s: c.hashes for s, c in cleaned.sources.items()}, self.cleaner,
                                          drop_conflicts=False, eval_splits=list(eval_sources))
         for split, mask in keep.items():
             if not mask.any():
@@ -190,7 +189,7 @@ class Seq2SeqDataModule(TaskDataModule):
                               self.test_ratio, self.seed)
         dest = destinations(cleaned.sources, keep, parts)
         meta = {"rows_read": rows_read,
-                "rows": {s: int(sum((d == SPLIT_IDS[s]).sum() for d in dest.values())) for s in parts},
+                "rows": split_rows(dest),
                 "dropped": dropped, "cleaning": self.cleaner.to_config()}
         del keep, parts
         for kept in cleaned.sources.values():
@@ -198,10 +197,9 @@ class Seq2SeqDataModule(TaskDataModule):
         if tokenizer is None:
             tokenizer = source.build(chain(column_values(cleaned, dest, "train", "source"),
                                            column_values(cleaned, dest, "train", "target")))
-        tokenizer.save_pretrained(tmp / "tokenizer")
         columns = list(dict.fromkeys([*self.fields, "target", "source", "references"]))  # _rows' columns
-        write_prepared(tmp, tokenizer, cleaned, dest, lambda split, rows: {}, columns, self._encode, self.num_proc)
-        finish(tmp, meta)
+        write_streamed_splits(tmp, tokenizer, cleaned, dest, lambda split, rows: {}, columns, self._encode, meta,
+                              self.num_proc)
 
     def _encode(self, rows: dict, tokenizer) -> dict:
         records = [dict(zip(self.fields, values)) for values in zip(*(rows[f] for f in self.fields))]
